@@ -1,0 +1,226 @@
+//! Admin authentication: bearer tokens, stored as SHA-256 hashes, compared in constant
+//! time; and the `/api/tokens` collection.
+//!
+//! Generated tokens read `tga_<id>_<secret>`: the id finds the stored row, the whole token
+//! is hashed and compared. A token supplied by the operator through
+//! `TOLLGATE_ADMIN_TOKEN` has any form and is stored under the id `bootstrap`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tollgate_store::TokenRecord;
+
+use crate::AdminState;
+use crate::problem::ApiError;
+
+/// What a token may do. Higher roles include the lower ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "viewer" => Role::Viewer,
+            "editor" => Role::Editor,
+            "admin" => Role::Admin,
+            "owner" => Role::Owner,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+/// Who is calling, once authenticated.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub token_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    /// The actor recorded in the change log.
+    pub fn actor(&self) -> String {
+        format!("token:{}", self.token_id)
+    }
+
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs the {} role; the token has {}", role.as_str(), self.role.as_str()),
+            ))
+        }
+    }
+}
+
+/// Hex SHA-256 of a token: what the store keeps.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token and its record (the token itself is returned only here).
+pub fn generate_token(name: &str, role: Role, expires_at: Option<String>) -> (String, TokenRecord) {
+    let mut bytes = [0u8; 26];
+    rand::rng().fill_bytes(&mut bytes);
+    let id = hex::encode(&bytes[..6]);
+    let secret = hex::encode(&bytes[6..]);
+    let token = format!("tga_{id}_{secret}");
+    let record = TokenRecord {
+        id,
+        name: name.to_string(),
+        secret_hash: hash_token(&token),
+        role: role.as_str().to_string(),
+        created_at: tollgate_store::now_rfc3339(),
+        expires_at,
+        revoked_at: None,
+    };
+    (token, record)
+}
+
+fn unauthorized(detail: &str) -> Response {
+    let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"tollgate-admin\""));
+    resp
+}
+
+/// Middleware: every `/api` route needs a valid bearer token. Read-only methods need the
+/// viewer role, changes need editor; handlers ask for more where needed.
+pub async fn require_token(State(state): State<Arc<AdminState>>, mut req: Request, next: Next) -> Response {
+    let Some(token) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string())
+    else {
+        return unauthorized("send `Authorization: Bearer <admin token>`");
+    };
+    let id = match token.strip_prefix("tga_").and_then(|rest| rest.split_once('_')) {
+        Some((id, _)) if id.len() == 12 => id.to_string(),
+        _ => "bootstrap".to_string(),
+    };
+    let record = match state.store.token(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return unauthorized("invalid admin token"),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let presented = hash_token(&token);
+    let matches: bool = presented.as_bytes().ct_eq(record.secret_hash.as_bytes()).into();
+    if !matches || record.revoked_at.is_some() {
+        return unauthorized("invalid admin token");
+    }
+    if let Some(expiry) = &record.expires_at
+        && expiry.as_str() <= tollgate_store::now_rfc3339().as_str()
+    {
+        return unauthorized("this admin token has expired");
+    }
+    let Some(role) = Role::parse(&record.role) else {
+        return unauthorized("this admin token has an unknown role");
+    };
+    let principal = Principal { token_id: record.id, role };
+    let needed = if matches!(*req.method(), Method::GET | Method::HEAD) { Role::Viewer } else { Role::Editor };
+    if let Err(e) = principal.require(needed) {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+pub fn routes() -> Router<Arc<AdminState>> {
+    Router::new()
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    /// viewer, editor, admin or owner (default viewer).
+    #[serde(default)]
+    role: Option<String>,
+    /// Lifetime in seconds; none means no expiry.
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Lists admin tokens (never their secrets).
+#[utoipa::path(get, path = "/api/tokens", responses((status = 200, description = "Tokens")), security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    who.require(Role::Admin)?;
+    Ok(Json(json!({ "tokens": state.store.tokens().await? })))
+}
+
+/// Creates a token; the answer holds its secret, shown this once.
+#[utoipa::path(post, path = "/api/tokens", request_body = NewToken, responses((status = 201, description = "Created; `token` is shown once")), security(("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+    Json(req): Json<NewToken>,
+) -> Result<Response, ApiError> {
+    who.require(Role::Admin)?;
+    let role = match req.role.as_deref() {
+        None => Role::Viewer,
+        Some(r) => Role::parse(r).ok_or_else(|| ApiError::bad_request(format!("unknown role `{r}`: use viewer, editor, admin or owner")))?,
+    };
+    if role > who.role {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a token cannot grant more than its own role"));
+    }
+    if req.name.trim().is_empty() || req.name.len() > 100 {
+        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
+    }
+    let expires_at = req.expires_in.map(|secs| {
+        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2).min(100 * 365 * 86_400));
+        at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    });
+    let (token, record) = generate_token(&req.name, role, expires_at);
+    state.store.put_token(&record, &who.actor()).await?;
+    let body = json!({ "id": record.id, "name": record.name, "role": record.role, "expires_at": record.expires_at, "token": token });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Revokes a token at once.
+#[utoipa::path(delete, path = "/api/tokens/{id}", params(("id" = String, Path)), responses((status = 204), (status = 404)), security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require(Role::Admin)?;
+    if state.store.revoke_token(&id, &who.actor()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no live token `{id}`")))
+    }
+}

@@ -1,0 +1,75 @@
+//! Keeping the gateway in step with the store, and the unauthenticated health and
+//! metrics endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tollgate_gateway::Gateway;
+use tollgate_store::{Store, StoreError};
+
+use crate::AdminState;
+use crate::problem::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored configuration at revision {revision} cannot be served: {message}")]
+    Unservable { revision: i64, message: String },
+}
+
+/// Installs the store's configuration on the gateway if it is newer than what the
+/// gateway serves. Returns the revision now served.
+pub async fn sync_from_store(store: &Store, gateway: &Gateway) -> Result<i64, SyncError> {
+    let current = gateway.revision();
+    if store.revision().await? == current && current != 0 {
+        return Ok(current);
+    }
+    let (revision, set) = store.load().await?;
+    if revision <= current && current != 0 {
+        return Ok(current);
+    }
+    let doc = set.to_document().map_err(|message| SyncError::Unservable { revision, message })?;
+    gateway
+        .install(&doc, revision)
+        .map_err(|e| SyncError::Unservable { revision, message: e.to_string() })?;
+    Ok(revision)
+}
+
+/// Syncs after a write made through this node and marks the node loaded.
+pub(crate) async fn sync(state: &AdminState) -> Result<i64, ApiError> {
+    let revision = sync_from_store(&state.store, &state.gateway).await.map_err(ApiError::internal)?;
+    state.loaded.store(true, Ordering::Relaxed);
+    Ok(revision)
+}
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let store_ok = state.store.ping().await.is_ok();
+    let loaded = state.loaded.load(Ordering::Relaxed);
+    let body = json!({
+        "status": if store_ok && loaded { "ready" } else { "not-ready" },
+        "store": if store_ok { "ok" } else { "unreachable" },
+        "snapshot_loaded": loaded,
+        "revision": state.gateway.revision(),
+    });
+    let status = if store_ok && loaded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    match &state.prometheus {
+        Some(handle) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
+        }
+        None => ApiError::not_found("metrics are not enabled on this node").into_response(),
+    }
+}

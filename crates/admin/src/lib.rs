@@ -1,0 +1,71 @@
+//! The admin API (CONTRACT §3): health, metrics, the declarative configuration endpoint,
+//! REST collections over the same configuration, and admin tokens.
+//!
+//! Every write goes the same way: load the current configuration, change it, validate the
+//! whole result, commit the difference in one store transaction, and install the new
+//! revision on this node's gateway before answering. A rejected change writes nothing.
+
+mod auth;
+mod collections;
+mod config;
+mod control;
+mod openapi;
+mod problem;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tollgate_gateway::Gateway;
+use tollgate_store::Store;
+
+pub use auth::{Role, generate_token, hash_token};
+pub use control::{SyncError, sync_from_store};
+pub use problem::ApiError;
+
+/// Shared state of the admin listener.
+pub struct AdminState {
+    pub store: Arc<Store>,
+    pub gateway: Arc<Gateway>,
+    pub prometheus: Option<PrometheusHandle>,
+    /// Set once a snapshot from the store is installed.
+    pub loaded: AtomicBool,
+    /// One configuration change at a time on this node.
+    pub(crate) apply_lock: tokio::sync::Mutex<()>,
+}
+
+impl AdminState {
+    pub fn new(store: Arc<Store>, gateway: Arc<Gateway>, prometheus: Option<PrometheusHandle>) -> Arc<AdminState> {
+        Arc::new(AdminState {
+            store,
+            gateway,
+            prometheus,
+            loaded: AtomicBool::new(false),
+            apply_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+}
+
+/// Largest request body the admin API reads (a configuration with inline specs).
+const MAX_BODY: usize = 16 << 20;
+
+/// The admin API's routes.
+pub fn router(state: Arc<AdminState>) -> Router {
+    let api = Router::new()
+        .merge(config::routes())
+        .merge(collections::routes())
+        .merge(auth::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(control::healthz))
+        .route("/readyz", get(control::readyz))
+        .route("/metrics", get(control::metrics))
+        .route("/api/openapi.json", get(openapi::serve))
+        .nest("/api", api)
+        .fallback(problem::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,42 @@
+//! `GET /api/openapi.json`: this API's OpenAPI 3.1 document, generated from the handlers'
+//! annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{auth, collections, config};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tollgate admin API", description = "Manage the configuration, tokens and state of a Tollgate node."),
+    paths(
+        config::export, config::apply, config::changes,
+        collections::list_upstreams, collections::get_upstream, collections::create_upstream, collections::put_upstream, collections::delete_upstream,
+        collections::list_apis, collections::get_api, collections::create_api, collections::put_api, collections::delete_api,
+        collections::list_versions, collections::get_version, collections::create_version, collections::put_version, collections::delete_version,
+        collections::list_policies, collections::get_policy, collections::create_policy, collections::put_policy, collections::delete_policy,
+        auth::list_tokens, auth::create_token, auth::revoke_token,
+    ),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken)),
+    modifiers(&BearerAuth)
+)]
+struct AdminApi;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    AdminApi::openapi()
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

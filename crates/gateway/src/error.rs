@@ -1,0 +1,126 @@
+//! The gateway's one error type. Each error records who failed (the client, the
+//! upstream, or the gateway itself), maps to one status code and one metric label, and
+//! says whether trying another target is safe.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{ProxyBody, full};
+
+/// Who caused a failed request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Downstream,
+    Upstream,
+    Gateway,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("bad request path: {0}")]
+    BadPath(String),
+    #[error("no route matches {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("method {method} is not allowed here")]
+    MethodNotAllowed { method: String, allow: String },
+    #[error("version {version} of API {api} is retired{}", successor.as_ref().map(|s| format!("; use {s}")).unwrap_or_default())]
+    Retired { api: String, version: String, successor: Option<String> },
+    #[error("access from this address is not allowed")]
+    IpDenied,
+    #[error("request body is larger than the {limit}-byte limit")]
+    BodyTooLarge { limit: u64 },
+    #[error("the client was too slow sending the request body")]
+    ClientTimeout,
+    #[error("no healthy target is available for upstream {upstream}")]
+    NoHealthyTarget { upstream: String },
+    #[error("could not connect to upstream {upstream}")]
+    UpstreamConnect { upstream: String },
+    #[error("upstream {upstream} did not answer in time")]
+    UpstreamTimeout { upstream: String },
+    #[error("upstream {upstream} closed the connection or sent an invalid response")]
+    UpstreamProtocol { upstream: String },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
+            ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::Retired { .. } => StatusCode::GONE,
+            ProxyError::IpDenied => StatusCode::FORBIDDEN,
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn side(&self) -> Side {
+        match self {
+            ProxyError::BadPath(_)
+            | ProxyError::NoRoute { .. }
+            | ProxyError::MethodNotAllowed { .. }
+            | ProxyError::Retired { .. }
+            | ProxyError::IpDenied
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::ClientTimeout => Side::Downstream,
+            ProxyError::NoHealthyTarget { .. } => Side::Gateway,
+            ProxyError::UpstreamConnect { .. }
+            | ProxyError::UpstreamTimeout { .. }
+            | ProxyError::UpstreamProtocol { .. } => Side::Upstream,
+        }
+    }
+
+    /// Whether another target may be tried: only when the request provably never reached
+    /// the service.
+    pub fn retry_safe(&self) -> bool {
+        matches!(self, ProxyError::UpstreamConnect { .. })
+    }
+
+    /// The last part of the problem `type` URI, also used as a log and metric reason.
+    pub fn problem_type(&self) -> &'static str {
+        match self {
+            ProxyError::BadPath(_) => "bad-request",
+            ProxyError::NoRoute { .. } => "not-found",
+            ProxyError::MethodNotAllowed { .. } => "method-not-allowed",
+            ProxyError::Retired { .. } => "version-retired",
+            ProxyError::IpDenied => "ip-denied",
+            ProxyError::BodyTooLarge { .. } => "payload-too-large",
+            ProxyError::ClientTimeout => "request-timeout",
+            ProxyError::NoHealthyTarget { .. } => "no-healthy-target",
+            ProxyError::UpstreamConnect { .. } => "upstream-unreachable",
+            ProxyError::UpstreamTimeout { .. } => "upstream-timeout",
+            ProxyError::UpstreamProtocol { .. } => "upstream-error",
+        }
+    }
+
+    /// An `application/problem+json` answer (RFC 9457) that names the problem and never
+    /// leaks internals such as target addresses.
+    pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
+        let mut resp = problem_response(self.status(), self.problem_type(), &self.to_string(), request_id);
+        if let ProxyError::MethodNotAllowed { allow, .. } = self
+            && let Ok(v) = HeaderValue::from_str(allow)
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        resp
+    }
+}
+
+/// Builds a problem+json response.
+pub fn problem_response(status: StatusCode, kind: &str, detail: &str, request_id: &str) -> Response<ProxyBody> {
+    let body = serde_json::json!({
+        "type": format!("https://tollgate.dev/problems/{kind}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "instance": format!("urn:request:{request_id}"),
+    });
+    let mut resp = Response::new(full(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp
+}

@@ -1,0 +1,87 @@
+//! The gateway (data plane): listeners, the request phases, upstream pools and the
+//! snapshot holder.
+//!
+//! The control plane hands the gateway a validated [`tollgate_model::Document`] through
+//! [`Gateway::install`]; the gateway compiles it into a [`Snapshot`] and swaps it in
+//! atomically. Requests load the current snapshot once and never see half a change, and
+//! never touch the store.
+
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod lifecycle;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod snapshot;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tollgate_model::Document;
+
+pub use error::ProxyError;
+pub use listener::{ListenerSettings, serve};
+pub use snapshot::{CompileError, Defaults, Snapshot};
+
+use crate::metrics::RouteMetrics;
+use crate::upstream::{HealthChecks, Registry};
+
+/// The running gateway: the current snapshot and what outlives snapshots.
+pub struct Gateway {
+    current: ArcSwap<Snapshot>,
+    registry: Registry,
+    health: HealthChecks,
+    defaults: Defaults,
+    /// Handles for requests that match no route.
+    unmatched: RouteMetrics,
+    /// Serialises installs so an older revision never replaces a newer one.
+    install_lock: std::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("revision", &self.revision()).finish()
+    }
+}
+
+impl Gateway {
+    pub fn new(defaults: Defaults) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            current: ArcSwap::from_pointee(Snapshot::empty()),
+            registry: Registry::default(),
+            health: HealthChecks::default(),
+            defaults,
+            unmatched: RouteMetrics::new("", "", ""),
+            install_lock: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The snapshot requests are served from now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.current.load().revision
+    }
+
+    /// Compiles `doc` at `revision` and swaps it in. A revision at or below the current one
+    /// is ignored (returns false). On error the running snapshot stays as it was.
+    pub fn install(&self, doc: &Document, revision: i64) -> Result<bool, CompileError> {
+        let _guard = self.install_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if revision <= self.revision() && revision != 0 {
+            return Ok(false);
+        }
+        let started = Instant::now();
+        let snapshot = Snapshot::compile(doc, revision, &self.registry, &self.defaults)?;
+        self.health.sync(snapshot.probes.clone());
+        self.current.store(Arc::new(snapshot));
+        ::metrics::gauge!("tollgate_config_revision").set(revision as f64);
+        ::metrics::histogram!("tollgate_config_apply_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(revision, elapsed_ms = started.elapsed().as_millis() as u64, "configuration installed");
+        Ok(true)
+    }
+}

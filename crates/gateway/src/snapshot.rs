@@ -1,0 +1,166 @@
+//! The snapshot: an immutable, compiled view of one configuration revision. The request
+//! path reads only this; a new one is built off the request path and swapped in whole.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use tollgate_model::policy::{IpRestrict, Policy};
+use tollgate_model::{ActiveHealth, Api, Document, Route, Version, VersionStatus};
+use tollgate_router::{RouteSpec, RouteTable, RouteTableBuilder};
+
+use crate::lifecycle;
+use crate::metrics::RouteMetrics;
+use crate::upstream::{Registry, UpstreamPool};
+
+/// Limits that apply when no policy says otherwise.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    /// Largest request body accepted without a `request_size` policy.
+    pub max_body: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { max_body: 16 << 20 }
+    }
+}
+
+/// What a matched route does, resolved from every scope at compile time.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    pub api: Arc<str>,
+    pub version: Arc<str>,
+    pub label: Arc<str>,
+    pub upstream: Arc<UpstreamPool>,
+    pub strip_prefix: bool,
+    /// Set when the version is retired: answer 410, naming the successor.
+    pub retired: Option<Option<String>>,
+    pub lifecycle_headers: Vec<(HeaderName, HeaderValue)>,
+    pub ip_restrict: Option<IpRestrict>,
+    pub max_body: u64,
+    pub metrics: RouteMetrics,
+}
+
+pub struct Snapshot {
+    pub revision: i64,
+    pub router: RouteTable<usize>,
+    pub routes: Vec<CompiledRoute>,
+    pub upstreams: Vec<Arc<UpstreamPool>>,
+    /// Active probes wanted by this configuration.
+    pub probes: Vec<(Arc<UpstreamPool>, ActiveHealth)>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("revision", &self.revision).field("routes", &self.routes.len()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compile configuration: {0}")]
+pub struct CompileError(pub String);
+
+impl Snapshot {
+    /// A snapshot with no routes: every request answers 404.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            revision: 0,
+            router: RouteTableBuilder::new().build().expect("an empty route table always builds"),
+            routes: Vec::new(),
+            upstreams: Vec::new(),
+            probes: Vec::new(),
+        }
+    }
+
+    /// Compiles a validated document. Errors here mean the document skipped validation.
+    pub fn compile(doc: &Document, revision: i64, registry: &Registry, defaults: &Defaults) -> Result<Snapshot, CompileError> {
+        let mut upstreams = Vec::new();
+        let mut probes = Vec::new();
+        let mut live_targets = HashSet::new();
+        for up in &doc.upstreams {
+            let pool = registry.pool(up).map_err(CompileError)?;
+            for t in &pool.targets {
+                live_targets.insert((up.name.clone(), t.url.clone()));
+            }
+            if let Some(active) = &up.health.active {
+                probes.push((pool.clone(), active.clone()));
+            }
+            upstreams.push(pool);
+        }
+        registry.retain(&live_targets);
+
+        let now = time::OffsetDateTime::now_utc();
+        let mut builder = RouteTableBuilder::new();
+        let mut routes = Vec::new();
+        for api in &doc.apis {
+            for version in &api.versions {
+                if version.status == VersionStatus::Draft {
+                    continue;
+                }
+                let pool = upstreams
+                    .iter()
+                    .find(|p| *p.name == *version.upstream)
+                    .ok_or_else(|| CompileError(format!("unknown upstream `{}`", version.upstream)))?;
+                let headers = lifecycle::deprecation_headers(api, version, now);
+                for route in &version.routes {
+                    let index = routes.len();
+                    builder
+                        .add(RouteSpec {
+                            pattern: route.path.clone(),
+                            methods: route.methods.clone(),
+                            hosts: route.hosts.clone(),
+                            headers: route.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            value: index,
+                        })
+                        .map_err(|e| CompileError(e.to_string()))?;
+                    routes.push(compile_route(doc, api, version, route, pool.clone(), &headers, defaults));
+                }
+            }
+        }
+        let router = builder.build().map_err(|e| CompileError(e.to_string()))?;
+        Ok(Snapshot { revision, router, routes, upstreams, probes })
+    }
+}
+
+/// The policies of one type that apply to a route: those of the narrowest scope that has
+/// any (route, then version, then API, then global).
+fn narrowest<'a, T>(scopes: [&'a [Policy]; 4], pick: impl Fn(&'a Policy) -> Option<&'a T>) -> Option<&'a T> {
+    scopes.iter().find_map(|policies| policies.iter().find_map(&pick))
+}
+
+fn compile_route(
+    doc: &Document,
+    api: &Api,
+    version: &Version,
+    route: &Route,
+    upstream: Arc<UpstreamPool>,
+    lifecycle_headers: &[(HeaderName, HeaderValue)],
+    defaults: &Defaults,
+) -> CompiledRoute {
+    let scopes = [&route.policies[..], &version.policies[..], &api.policies[..], &doc.policies[..]];
+    let ip_restrict = narrowest(scopes, |p| match p {
+        Policy::IpRestrict(r) => Some(r),
+        _ => None,
+    });
+    let max_body = narrowest(scopes, |p| match p {
+        Policy::RequestSize(r) => Some(r),
+        _ => None,
+    })
+    .map(|r| r.max_body.0)
+    .unwrap_or(defaults.max_body);
+    let retired = (version.status == VersionStatus::Retired)
+        .then(|| lifecycle::successor_path(api, version).map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default())));
+    CompiledRoute {
+        api: Arc::from(api.name.as_str()),
+        version: Arc::from(version.version.as_str()),
+        label: Arc::from(route.label()),
+        upstream,
+        strip_prefix: route.strip_prefix,
+        retired,
+        lifecycle_headers: lifecycle_headers.to_vec(),
+        ip_restrict: ip_restrict.cloned(),
+        max_body,
+        metrics: RouteMetrics::new(&api.name, &version.version, route.label()),
+    }
+}

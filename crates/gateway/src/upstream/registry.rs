@@ -1,0 +1,120 @@
+//! Compiled upstream pools and the registry that keeps their long-lived parts (target
+//! health, connection pools) across snapshots.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tollgate_model::{HashOn, Upstream, UpstreamProtocol};
+
+use super::{Balancer, TargetState};
+use crate::body::ProxyBody;
+
+pub type HttpClient = Client<HttpConnector, ProxyBody>;
+
+/// One upstream as the request path uses it.
+pub struct UpstreamPool {
+    pub name: Arc<str>,
+    pub targets: Vec<Arc<TargetState>>,
+    pub balancer: Balancer,
+    pub hash_on: Option<HashOn>,
+    pub retries: u32,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+    pub client: HttpClient,
+    /// Failures in a row that eject a target (passive health), if configured.
+    pub passive_threshold: Option<u32>,
+    /// When a passively ejected target is retried (only without active probes).
+    pub cooldown: Option<Duration>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool").field("name", &self.name).field("targets", &self.targets).finish()
+    }
+}
+
+/// State that outlives a snapshot: target health and pooled connections.
+#[derive(Default)]
+pub struct Registry {
+    targets: Mutex<HashMap<(String, String), Arc<TargetState>>>,
+    clients: Mutex<HashMap<(u64, UpstreamProtocol), HttpClient>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Registry {
+    /// Builds the pool for one configured upstream, reusing known targets' state.
+    pub fn pool(&self, up: &Upstream) -> Result<Arc<UpstreamPool>, String> {
+        let mut targets = Vec::with_capacity(up.targets.len());
+        for t in &up.targets {
+            let url = t.url.trim_end_matches('/').to_string();
+            let authority = url
+                .strip_prefix("http://")
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| format!("upstream {}: target `{}` is not http://host:port", up.name, t.url))?;
+            let state = lock(&self.targets)
+                .entry((up.name.clone(), url.clone()))
+                .or_insert_with(|| Arc::new(TargetState::new(&up.name, &url, authority)))
+                .clone();
+            targets.push(state);
+        }
+        let active = up.health.active.is_some();
+        Ok(Arc::new(UpstreamPool {
+            name: Arc::from(up.name.as_str()),
+            balancer: Balancer::new(up.balance, up.targets.iter().map(|t| t.weight).collect()),
+            targets,
+            hash_on: up.hash_on.clone(),
+            retries: up.retries,
+            read_timeout: up.timeouts.read.as_std(),
+            write_timeout: up.timeouts.write.as_std(),
+            protocol: up.protocol,
+            client: self.client(up.timeouts.connect.as_std(), up.protocol),
+            passive_threshold: up.health.passive.as_ref().map(|p| p.unhealthy),
+            cooldown: match (&up.health.passive, active) {
+                (Some(p), false) => Some(p.cooldown.as_std()),
+                _ => None,
+            },
+        }))
+    }
+
+    /// Forgets targets that are no longer configured.
+    pub fn retain(&self, live: &HashSet<(String, String)>) {
+        lock(&self.targets).retain(|k, _| live.contains(k));
+    }
+
+    fn client(&self, connect_timeout: Duration, protocol: UpstreamProtocol) -> HttpClient {
+        let key = (u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX), protocol);
+        lock(&self.clients)
+            .entry(key)
+            .or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(connect_timeout));
+                connector.set_keepalive(Some(Duration::from_secs(60)));
+                let mut builder = Client::builder(TokioExecutor::new());
+                builder
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .pool_max_idle_per_host(1024);
+                if protocol == UpstreamProtocol::H2c {
+                    builder.http2_only(true);
+                }
+                builder.build(connector)
+            })
+            .clone()
+    }
+}

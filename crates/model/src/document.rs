@@ -1,0 +1,338 @@
+//! The declarative configuration document (CONTRACT §2): what `tollgate apply` reads,
+//! `tollgate export` writes and `PUT /api/config` accepts.
+//!
+//! Field defaults are chosen so that a minimal file is enough, and every default is
+//! skipped when serialising, so an export stays as short as what a person would write.
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Policy;
+use crate::units::Duration;
+
+/// The whole configuration. Sections this build does not know are rejected by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    /// Always `1` for this format.
+    pub format_version: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<Upstream>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apis: Vec<Api>,
+    /// Global policies, applied to every route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// A backend service: one or more targets behind a balancer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub targets: Vec<Target>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub balance: Balance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<HashOn>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub timeouts: Timeouts,
+    /// Extra attempts on another target for idempotent requests that failed to connect.
+    #[serde(default = "default_retries", skip_serializing_if = "is_default_retries")]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub health: Health,
+    /// `http1` (default) or `h2c` (HTTP/2 without TLS, prior knowledge; e.g. gRPC services).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub protocol: UpstreamProtocol,
+}
+
+fn default_retries() -> u32 {
+    1
+}
+
+fn is_default_retries(n: &u32) -> bool {
+    *n == default_retries()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub url: String,
+    #[serde(default = "default_weight", skip_serializing_if = "is_default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+fn is_default_weight(n: &u32) -> bool {
+    *n == default_weight()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    LeastConn,
+    Random,
+    Hash,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2c,
+}
+
+/// What `balance: hash` hashes: `header:NAME`, `cookie:NAME`, `ip` or `app`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashOn {
+    Header(String),
+    Cookie(String),
+    Ip,
+    App,
+}
+
+impl std::str::FromStr for HashOn {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some(("header", name)) if is_token(name) => Ok(HashOn::Header(name.to_ascii_lowercase())),
+            Some(("cookie", name)) if is_token(name) => Ok(HashOn::Cookie(name.to_string())),
+            None if s == "ip" => Ok(HashOn::Ip),
+            None if s == "app" => Ok(HashOn::App),
+            _ => Err(format!(
+                "hash_on `{s}` is not one of header:NAME, cookie:NAME, ip, app"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for HashOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HashOn::Header(n) => write!(f, "header:{n}"),
+            HashOn::Cookie(n) => write!(f, "cookie:{n}"),
+            HashOn::Ip => f.write_str("ip"),
+            HashOn::App => f.write_str("app"),
+        }
+    }
+}
+
+impl Serialize for HashOn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HashOn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// True for an HTTP token (header names, methods).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+        })
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Time to open a TCP connection to a target.
+    pub connect: Duration,
+    /// Time to wait for response headers, and between two chunks of the response body.
+    pub read: Duration,
+    /// Time to wait between two chunks of the request body sent by the client.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(60),
+            write: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveHealth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive: Option<PassiveHealth>,
+}
+
+/// Periodic probes: a target leaves rotation after `unhealthy` failed probes in a row and
+/// comes back after `healthy` successful ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealth {
+    pub path: String,
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_healthy")]
+    pub healthy: u32,
+    #[serde(default = "default_unhealthy")]
+    pub unhealthy: u32,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_healthy() -> u32 {
+    2
+}
+fn default_unhealthy() -> u32 {
+    3
+}
+
+/// Observed failures: a target leaves rotation after `unhealthy` failed requests in a row
+/// (connection errors, timeouts, 5xx answers). Without active probes it is tried again
+/// after `cooldown`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealth {
+    #[serde(default = "default_passive_unhealthy")]
+    pub unhealthy: u32,
+    #[serde(default = "default_cooldown")]
+    pub cooldown: Duration,
+}
+
+fn default_passive_unhealthy() -> u32 {
+    5
+}
+fn default_cooldown() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    #[default]
+    Private,
+}
+
+/// A published API: a name, its owners, and its versions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Api {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub visibility: Visibility,
+    /// Policies applied to every route of every version of this API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<Version>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionStatus {
+    /// Configured but not served: its routes answer 404.
+    Draft,
+    #[default]
+    Published,
+    /// Served, with `Deprecation`, `Sunset` and `Link` headers on every answer.
+    Deprecated,
+    /// Not served any more: its routes answer 410 naming the successor.
+    Retired,
+}
+
+impl VersionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Draft => "draft",
+            VersionStatus::Published => "published",
+            VersionStatus::Deprecated => "deprecated",
+            VersionStatus::Retired => "retired",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub status: VersionStatus,
+    /// RFC 3339 time from which the version counts as deprecated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecated_at: Option<String>,
+    /// RFC 3339 time after which the version may stop answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sunset_at: Option<String>,
+    /// The version that replaces this one (same API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
+    /// A page explaining the deprecation, linked with `rel="deprecation"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecation_notice: Option<String>,
+    pub upstream: String,
+    /// The OpenAPI document of this version, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Optional name, used in metrics and logs; defaults to the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `/prefix`, `/prefix/{param}` or `=/exact`.
+    pub path: String,
+    /// Allowed methods; empty means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Host names (`api.example.com`, `*.example.com`); empty means any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Request headers that must be present with exactly these values.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub headers: indexmap::IndexMap<String, String>,
+    /// Forward only the part of the path after the route's pattern.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub strip_prefix: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+impl Route {
+    /// The name used in metrics and logs.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
+}

@@ -1,0 +1,24 @@
+//! Tollgate's domain model: the declarative configuration document, its validation,
+//! and the entity view used to store it and to plan changes.
+//!
+//! This crate is pure: no I/O besides what callers hand it as text. Everything that
+//! reads configuration (the CLI, the admin API, the store) goes through [`source`] to
+//! parse, [`validate`] to check, and [`entity`] to turn a document into the rows the
+//! store keeps and the plan an apply shows.
+
+pub mod document;
+pub mod entity;
+pub mod policy;
+pub mod source;
+pub mod units;
+pub mod validate;
+
+pub use document::{
+    ActiveHealth, Api, Balance, Document, HashOn, Health, PassiveHealth, Route, Target, Timeouts,
+    Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
+};
+pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
+pub use policy::Policy;
+pub use source::{ConfigError, Located, SourceMap, parse_document};
+pub use units::{ByteSize, Duration};
+pub use validate::{FieldError, validate};

@@ -1,0 +1,24 @@
+//! The store: where Tollgate keeps its configuration, credentials and history.
+//!
+//! One [`Store`] interface over two backends: SQLite (the embedded default, a file in the
+//! data directory) and PostgreSQL (cluster mode). Both run the same SQL, written once with
+//! `$N` placeholders (SQLite reads them too), and the same contract tests.
+//!
+//! Every write is one transaction that bumps the global revision and appends one change
+//! log row per entity, so a node that sees revision N has seen every change up to N.
+
+mod error;
+mod migrate;
+mod store;
+mod tokens;
+
+pub use error::StoreError;
+pub use store::{Backend, ChangeRecord, Store};
+pub use tokens::TokenRecord;
+
+/// Current time as RFC 3339 text, the form every timestamp column holds.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,61 @@
+//! Schema migrations, one list per backend, applied in order at start. Each runs in its
+//! own transaction; on PostgreSQL an advisory lock keeps nodes starting together from
+//! running the same migration twice.
+
+use sqlx::{Executor, Row};
+
+use crate::error::StoreError;
+use crate::store::Pool;
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("../migrations/sqlite/0001_config.sql"),
+    postgres: include_str!("../migrations/postgres/0001_config.sql"),
+}];
+
+const CREATE_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+
+macro_rules! run_migrations {
+    ($pool:expr, $sql:ident, $lock:expr) => {{
+        $pool.execute(CREATE_TABLE).await.map_err(|source| StoreError::Migration { version: 0, source })?;
+        for m in MIGRATIONS {
+            let mut tx = $pool.begin().await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            if let Some(lock) = $lock {
+                sqlx::query(lock).execute(&mut *tx).await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            }
+            let done = sqlx::query("SELECT COUNT(*) FROM tollgate_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get::<i64, _>(0))
+                .map_err(|source| StoreError::Migration { version: m.version, source })?;
+            if done > 0 {
+                continue;
+            }
+            sqlx::raw_sql(m.$sql).execute(&mut *tx).await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            sqlx::query("INSERT INTO tollgate_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(m.version)
+                .bind(crate::now_rfc3339())
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migration { version: m.version, source })?;
+            tx.commit().await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            tracing::info!(version = m.version, "applied store migration");
+        }
+        Ok(())
+    }};
+}
+
+pub(crate) async fn run(pool: &Pool) -> Result<(), StoreError> {
+    match pool {
+        Pool::Sqlite(p) => run_migrations!(p, sqlite, None::<&str>),
+        Pool::Postgres(p) => run_migrations!(p, postgres, Some("SELECT pg_advisory_xact_lock(727100)")),
+    }
+}

@@ -74,7 +74,11 @@ impl Principal {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this needs the {} role; the token has {}", role.as_str(), self.role.as_str()),
+                format!(
+                    "this needs the {} role; the token has {}",
+                    role.as_str(),
+                    self.role.as_str()
+                ),
             ))
         }
     }
@@ -106,13 +110,20 @@ pub fn generate_token(name: &str, role: Role, expires_at: Option<String>) -> (St
 
 fn unauthorized(detail: &str) -> Response {
     let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"tollgate-admin\""));
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"tollgate-admin\""),
+    );
     resp
 }
 
 /// Middleware: every `/api` route needs a valid bearer token. Read-only methods need the
 /// viewer role, changes need editor; handlers ask for more where needed.
-pub async fn require_token(State(state): State<Arc<AdminState>>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<Arc<AdminState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -123,7 +134,10 @@ pub async fn require_token(State(state): State<Arc<AdminState>>, mut req: Reques
     else {
         return unauthorized("send `Authorization: Bearer <admin token>`");
     };
-    let id = match token.strip_prefix("tga_").and_then(|rest| rest.split_once('_')) {
+    let id = match token
+        .strip_prefix("tga_")
+        .and_then(|rest| rest.split_once('_'))
+    {
         Some((id, _)) if id.len() == 12 => id.to_string(),
         _ => "bootstrap".to_string(),
     };
@@ -133,7 +147,10 @@ pub async fn require_token(State(state): State<Arc<AdminState>>, mut req: Reques
         Err(e) => return ApiError::internal(e).into_response(),
     };
     let presented = hash_token(&token);
-    let matches: bool = presented.as_bytes().ct_eq(record.secret_hash.as_bytes()).into();
+    let matches: bool = presented
+        .as_bytes()
+        .ct_eq(record.secret_hash.as_bytes())
+        .into();
     if !matches || record.revoked_at.is_some() {
         return unauthorized("invalid admin token");
     }
@@ -145,8 +162,15 @@ pub async fn require_token(State(state): State<Arc<AdminState>>, mut req: Reques
     let Some(role) = Role::parse(&record.role) else {
         return unauthorized("this admin token has an unknown role");
     };
-    let principal = Principal { token_id: record.id, role };
-    let needed = if matches!(*req.method(), Method::GET | Method::HEAD) { Role::Viewer } else { Role::Editor };
+    let principal = Principal {
+        token_id: record.id,
+        role,
+    };
+    let needed = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        Role::Viewer
+    } else {
+        Role::Editor
+    };
     if let Err(e) = principal.require(needed) {
         return e.into_response();
     }
@@ -192,17 +216,31 @@ pub async fn create_token(
     who.require(Role::Admin)?;
     let role = match req.role.as_deref() {
         None => Role::Viewer,
-        Some(r) => Role::parse(r).ok_or_else(|| ApiError::bad_request(format!("unknown role `{r}`: use viewer, editor, admin or owner")))?,
+        Some(r) => Role::parse(r).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown role `{r}`: use viewer, editor, admin or owner"
+            ))
+        })?,
     };
     if role > who.role {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "a token cannot grant more than its own role"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a token cannot grant more than its own role",
+        ));
     }
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }
     let expires_at = req.expires_in.map(|secs| {
-        let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2).min(100 * 365 * 86_400));
-        at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        let at = time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX / 2)
+                    .min(100 * 365 * 86_400),
+            );
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
     });
     let (token, record) = generate_token(&req.name, role, expires_at);
     state.store.put_token(&record, &who.actor()).await?;

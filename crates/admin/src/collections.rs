@@ -25,13 +25,25 @@ use crate::problem::ApiError;
 pub fn routes() -> Router<Arc<AdminState>> {
     Router::new()
         .route("/upstreams", get(list_upstreams).post(create_upstream))
-        .route("/upstreams/{name}", get(get_upstream).put(put_upstream).delete(delete_upstream))
+        .route(
+            "/upstreams/{name}",
+            get(get_upstream).put(put_upstream).delete(delete_upstream),
+        )
         .route("/apis", get(list_apis).post(create_api))
         .route("/apis/{api}", get(get_api).put(put_api).delete(delete_api))
-        .route("/apis/{api}/versions", get(list_versions).post(create_version))
-        .route("/apis/{api}/versions/{version}", get(get_version).put(put_version).delete(delete_version))
+        .route(
+            "/apis/{api}/versions",
+            get(list_versions).post(create_version),
+        )
+        .route(
+            "/apis/{api}/versions/{version}",
+            get(get_version).put(put_version).delete(delete_version),
+        )
         .route("/policies", get(list_policies).post(create_policy))
-        .route("/policies/{name}", get(get_policy).put(put_policy).delete(delete_policy))
+        .route(
+            "/policies/{name}",
+            get(get_policy).put(put_policy).delete(delete_policy),
+        )
 }
 
 /// Parses a JSON body, naming the offending field on error.
@@ -40,8 +52,17 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        let mut err = ApiError::invalid(vec![tollgate_model::Located { path, line: None, column: None, message }]);
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        let mut err = ApiError::invalid(vec![tollgate_model::Located {
+            path,
+            line: None,
+            column: None,
+            message,
+        }]);
         err.status = StatusCode::BAD_REQUEST;
         err
     })
@@ -81,12 +102,16 @@ fn answer<T: Serialize>(status: StatusCode, entity: &T, outcome: &ApplyOutcome) 
 }
 
 fn gone(outcome: &ApplyOutcome) -> Response {
-    answer(StatusCode::NO_CONTENT, &(), outcome).into_response().map(|_| axum::body::Body::empty())
+    answer(StatusCode::NO_CONTENT, &(), outcome)
+        .into_response()
+        .map(|_| axum::body::Body::empty())
 }
 
 fn check_name(path_name: &str, body_name: &str, what: &str) -> Result<(), ApiError> {
     if path_name != body_name {
-        return Err(ApiError::bad_request(format!("the {what} in the body (`{body_name}`) differs from the URL (`{path_name}`)")));
+        return Err(ApiError::bad_request(format!(
+            "the {what} in the body (`{body_name}`) differs from the URL (`{path_name}`)"
+        )));
     }
     Ok(())
 }
@@ -94,12 +119,17 @@ fn check_name(path_name: &str, body_name: &str, what: &str) -> Result<(), ApiErr
 // ---- upstreams ----
 
 #[utoipa::path(get, path = "/api/upstreams", responses((status = 200, description = "All upstreams")), security(("bearer" = [])))]
-pub async fn list_upstreams(State(state): State<Arc<AdminState>>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list_upstreams(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "upstreams": read(&state).await?.upstreams })))
 }
 
 #[utoipa::path(get, path = "/api/upstreams/{name}", params(("name" = String, Path)), responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_upstream(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Result<Json<Upstream>, ApiError> {
+pub async fn get_upstream(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Upstream>, ApiError> {
     read(&state)
         .await?
         .upstreams
@@ -120,7 +150,10 @@ pub async fn create_upstream(
     let created = up.clone();
     let outcome = write(&state, &who, |doc| {
         if doc.upstreams.iter().any(|u| u.name == up.name) {
-            return Err(ApiError::conflict(format!("upstream `{}` exists; PUT /api/upstreams/{} replaces it", up.name, up.name)));
+            return Err(ApiError::conflict(format!(
+                "upstream `{}` exists; PUT /api/upstreams/{} replaces it",
+                up.name, up.name
+            )));
         }
         doc.upstreams.push(up);
         Ok(())
@@ -152,7 +185,15 @@ pub async fn put_upstream(
         Ok(())
     })
     .await?;
-    Ok(answer(if created { StatusCode::CREATED } else { StatusCode::OK }, &stored, &outcome))
+    Ok(answer(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &stored,
+        &outcome,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/upstreams/{name}", params(("name" = String, Path)),
@@ -177,16 +218,24 @@ pub async fn delete_upstream(
 // ---- APIs ----
 
 #[utoipa::path(get, path = "/api/apis", responses((status = 200, description = "All APIs with their versions")), security(("bearer" = [])))]
-pub async fn list_apis(State(state): State<Arc<AdminState>>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list_apis(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     Ok(Json(json!({ "apis": read(&state).await?.apis })))
 }
 
 fn find_api<'a>(doc: &'a mut Document, name: &str) -> Result<&'a mut Api, ApiError> {
-    doc.apis.iter_mut().find(|a| a.name == name).ok_or_else(|| ApiError::not_found(format!("no API `{name}`")))
+    doc.apis
+        .iter_mut()
+        .find(|a| a.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no API `{name}`")))
 }
 
 #[utoipa::path(get, path = "/api/apis/{api}", params(("api" = String, Path)), responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_api(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Result<Json<Api>, ApiError> {
+pub async fn get_api(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Api>, ApiError> {
     let mut doc = read(&state).await?;
     Ok(Json(find_api(&mut doc, &name)?.clone()))
 }
@@ -202,7 +251,10 @@ pub async fn create_api(
     let created = api.clone();
     let outcome = write(&state, &who, |doc| {
         if doc.apis.iter().any(|a| a.name == api.name) {
-            return Err(ApiError::conflict(format!("API `{}` exists; PUT /api/apis/{} replaces it", api.name, api.name)));
+            return Err(ApiError::conflict(format!(
+                "API `{}` exists; PUT /api/apis/{} replaces it",
+                api.name, api.name
+            )));
         }
         doc.apis.push(api);
         Ok(())
@@ -243,7 +295,15 @@ pub async fn put_api(
         Ok(())
     })
     .await?;
-    Ok(answer(if created { StatusCode::CREATED } else { StatusCode::OK }, &stored, &outcome))
+    Ok(answer(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &stored,
+        &outcome,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/apis/{api}", params(("api" = String, Path)), responses((status = 204), (status = 404)), security(("bearer" = [])))]
@@ -264,9 +324,14 @@ pub async fn delete_api(
 // ---- versions ----
 
 #[utoipa::path(get, path = "/api/apis/{api}/versions", params(("api" = String, Path)), responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn list_versions(State(state): State<Arc<AdminState>>, Path(api): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn list_versions(
+    State(state): State<Arc<AdminState>>,
+    Path(api): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let mut doc = read(&state).await?;
-    Ok(Json(json!({ "versions": find_api(&mut doc, &api)?.versions })))
+    Ok(Json(
+        json!({ "versions": find_api(&mut doc, &api)?.versions }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/apis/{api}/versions/{version}", params(("api" = String, Path), ("version" = String, Path)),
@@ -298,7 +363,10 @@ pub async fn create_version(
     let outcome = write(&state, &who, |doc| {
         let a = find_api(doc, &api)?;
         if a.versions.iter().any(|v| v.version == version.version) {
-            return Err(ApiError::conflict(format!("version `{}` of API `{api}` exists", version.version)));
+            return Err(ApiError::conflict(format!(
+                "version `{}` of API `{api}` exists",
+                version.version
+            )));
         }
         a.versions.push(version);
         Ok(())
@@ -331,7 +399,15 @@ pub async fn put_version(
         Ok(())
     })
     .await?;
-    Ok(answer(if created { StatusCode::CREATED } else { StatusCode::OK }, &stored, &outcome))
+    Ok(answer(
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        &stored,
+        &outcome,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/apis/{api}/versions/{version}", params(("api" = String, Path), ("version" = String, Path)),
@@ -346,7 +422,9 @@ pub async fn delete_version(
         let before = a.versions.len();
         a.versions.retain(|v| v.version != version);
         if a.versions.len() == before {
-            return Err(ApiError::not_found(format!("no version `{version}` of API `{api}`")));
+            return Err(ApiError::not_found(format!(
+                "no version `{version}` of API `{api}`"
+            )));
         }
         Ok(())
     })
@@ -357,7 +435,11 @@ pub async fn delete_version(
 // ---- global policies ----
 
 fn named(policies: &[Policy]) -> Vec<serde_json::Value> {
-    policy_names(policies).into_iter().zip(policies).map(|(name, p)| json!({ "name": name, "policy": p })).collect()
+    policy_names(policies)
+        .into_iter()
+        .zip(policies)
+        .map(|(name, p)| json!({ "name": name, "policy": p }))
+        .collect()
 }
 
 fn policy_index(doc: &Document, name: &str) -> Result<usize, ApiError> {
@@ -368,12 +450,19 @@ fn policy_index(doc: &Document, name: &str) -> Result<usize, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/policies", responses((status = 200, description = "Global policies with their names")), security(("bearer" = [])))]
-pub async fn list_policies(State(state): State<Arc<AdminState>>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(json!({ "policies": named(&read(&state).await?.policies) })))
+pub async fn list_policies(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(
+        json!({ "policies": named(&read(&state).await?.policies) }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/policies/{name}", params(("name" = String, Path)), responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_policy(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Result<Json<Policy>, ApiError> {
+pub async fn get_policy(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<Policy>, ApiError> {
     let doc = read(&state).await?;
     let i = policy_index(&doc, &name)?;
     Ok(Json(doc.policies[i].clone()))
@@ -394,7 +483,11 @@ pub async fn create_policy(
         Ok(())
     })
     .await?;
-    Ok(answer(StatusCode::CREATED, &json!({ "name": name, "policy": policy }), &outcome))
+    Ok(answer(
+        StatusCode::CREATED,
+        &json!({ "name": name, "policy": policy }),
+        &outcome,
+    ))
 }
 
 #[utoipa::path(put, path = "/api/policies/{name}", params(("name" = String, Path)), request_body(content = Object),
@@ -410,13 +503,20 @@ pub async fn put_policy(
     let outcome = write(&state, &who, |doc| {
         let i = policy_index(doc, &name)?;
         if doc.policies[i].kind() != policy.kind() {
-            return Err(ApiError::bad_request(format!("`{name}` is a {} policy; create a new one instead", doc.policies[i].kind())));
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is a {} policy; create a new one instead",
+                doc.policies[i].kind()
+            )));
         }
         doc.policies[i] = policy;
         Ok(())
     })
     .await?;
-    Ok(answer(StatusCode::OK, &json!({ "name": name, "policy": stored }), &outcome))
+    Ok(answer(
+        StatusCode::OK,
+        &json!({ "name": name, "policy": stored }),
+        &outcome,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/policies/{name}", params(("name" = String, Path)), responses((status = 204), (status = 404)), security(("bearer" = [])))]

@@ -60,23 +60,55 @@ pub(crate) async fn apply_document(
     let doc = change(&current)?;
     let errors = validate(&doc);
     if !errors.is_empty() {
-        return Err(ApiError::invalid(tollgate_model::SourceMap::default().locate_all(errors)));
+        return Err(ApiError::invalid(
+            tollgate_model::SourceMap::default().locate_all(errors),
+        ));
     }
     let desired = EntitySet::from_document(&doc);
     let plan = current.plan_to(&desired);
     let summary = plan.summary();
     if dry_run || plan.is_empty() {
-        return Ok(ApplyOutcome { base_revision: base, revision: base, applied: false, summary, plan });
+        return Ok(ApplyOutcome {
+            base_revision: base,
+            revision: base,
+            applied: false,
+            summary,
+            plan,
+        });
     }
     let revision = state.store.commit(&plan, actor, Some(base)).await?;
     control::sync(state).await?;
     tracing::info!(revision, actor, %summary, "configuration changed");
-    Ok(ApplyOutcome { base_revision: base, revision, applied: true, summary, plan })
+    Ok(ApplyOutcome {
+        base_revision: base,
+        revision,
+        applied: true,
+        summary,
+        plan,
+    })
 }
 
 /// The current configuration as a document.
 pub(crate) fn current_document(set: &EntitySet) -> Result<Document, ApiError> {
     set.to_document().map_err(ApiError::internal)
+}
+
+/// Applies a parsed, fragment-validated document as `actor` (used for `serve --config`).
+pub async fn apply_config(
+    state: &AdminState,
+    doc: &Document,
+    prune: bool,
+    actor: &str,
+) -> Result<ApplyOutcome, ApiError> {
+    let incoming = EntitySet::from_document(doc);
+    apply_document(
+        state,
+        actor,
+        |current| current_document(&current.merged_with(&incoming, prune)),
+        None,
+        false,
+    )
+    .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -117,14 +149,15 @@ pub async fn apply(
     body: Bytes,
 ) -> Result<Json<ApplyOutcome>, ApiError> {
     let expected = expected_revision(&headers)?;
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the document is not UTF-8 text"))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the document is not UTF-8 text"))?;
     let (doc, map) = parse_document(text).map_err(|e| {
         let mut err = ApiError::invalid(e.errors().to_vec());
         err.status = StatusCode::BAD_REQUEST;
         err
     })?;
     // Check the document alone first, so its errors point into the text sent.
-    let own_errors = validate_alone(&doc);
+    let own_errors = tollgate_model::validate_fragment(&doc);
     if !own_errors.is_empty() {
         return Err(ApiError::invalid(map.locate_all(own_errors)));
     }
@@ -138,15 +171,6 @@ pub async fn apply(
     )
     .await?;
     Ok(Json(outcome))
-}
-
-/// Validation of a document on its own, ignoring references it may make to entities
-/// that only the stored configuration has (those are checked after merging).
-fn validate_alone(doc: &Document) -> Vec<tollgate_model::FieldError> {
-    validate(doc)
-        .into_iter()
-        .filter(|e| !(e.message.starts_with("unknown upstream") || e.message.starts_with("unknown version")))
-        .collect()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -172,15 +196,26 @@ pub async fn export(
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json") && !a.contains("yaml")),
-        Some(other) => return Err(ApiError::bad_request(format!("unknown format `{other}`: use yaml or json"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format `{other}`: use yaml or json"
+            )));
+        }
     };
     let (body, content_type) = if wants_json {
-        (serde_json::to_string_pretty(&doc).map_err(ApiError::internal)?, "application/json")
+        (
+            serde_json::to_string_pretty(&doc).map_err(ApiError::internal)?,
+            "application/json",
+        )
     } else {
-        (yaml_serde::to_string(&doc).map_err(ApiError::internal)?, "application/yaml")
+        (
+            yaml_serde::to_string(&doc).map_err(ApiError::internal)?,
+            "application/yaml",
+        )
     };
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{revision}\"")) {
         resp.headers_mut().insert(header::ETAG, etag);
     }

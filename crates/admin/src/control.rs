@@ -34,16 +34,23 @@ pub async fn sync_from_store(store: &Store, gateway: &Gateway) -> Result<i64, Sy
     if revision <= current && current != 0 {
         return Ok(current);
     }
-    let doc = set.to_document().map_err(|message| SyncError::Unservable { revision, message })?;
+    let doc = set
+        .to_document()
+        .map_err(|message| SyncError::Unservable { revision, message })?;
     gateway
         .install(&doc, revision)
-        .map_err(|e| SyncError::Unservable { revision, message: e.to_string() })?;
+        .map_err(|e| SyncError::Unservable {
+            revision,
+            message: e.to_string(),
+        })?;
     Ok(revision)
 }
 
 /// Syncs after a write made through this node and marks the node loaded.
 pub(crate) async fn sync(state: &AdminState) -> Result<i64, ApiError> {
-    let revision = sync_from_store(&state.store, &state.gateway).await.map_err(ApiError::internal)?;
+    let revision = sync_from_store(&state.store, &state.gateway)
+        .await
+        .map_err(ApiError::internal)?;
     state.loaded.store(true, Ordering::Relaxed);
     Ok(revision)
 }
@@ -61,15 +68,24 @@ pub async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
         "snapshot_loaded": loaded,
         "revision": state.gateway.revision(),
     });
-    let status = if store_ok && loaded { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if store_ok && loaded {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     match &state.prometheus {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
-        }
+        Some(handle) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            handle.render(),
+        )
+            .into_response(),
         None => ApiError::not_found("metrics are not enabled on this node").into_response(),
     }
 }

@@ -23,6 +23,7 @@ use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
 pub use auth::{Role, generate_token, hash_token};
+pub use config::{ApplyOutcome, apply_config};
 pub use control::{SyncError, sync_from_store};
 pub use problem::ApiError;
 
@@ -38,7 +39,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    pub fn new(store: Arc<Store>, gateway: Arc<Gateway>, prometheus: Option<PrometheusHandle>) -> Arc<AdminState> {
+    pub fn new(
+        store: Arc<Store>,
+        gateway: Arc<Gateway>,
+        prometheus: Option<PrometheusHandle>,
+    ) -> Arc<AdminState> {
         Arc::new(AdminState {
             store,
             gateway,
@@ -58,7 +63,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(config::routes())
         .merge(collections::routes())
         .merge(auth::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(control::healthz))
         .route("/readyz", get(control::readyz))

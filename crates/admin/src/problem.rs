@@ -30,7 +30,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, kind, detail: detail.into(), errors: Vec::new() }
+        ApiError {
+            status,
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -50,19 +55,32 @@ impl ApiError {
             1 => format!("the configuration is invalid: {}", errors[0].message),
             n => format!("the configuration is invalid: {n} problems"),
         };
-        ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, kind: "invalid-configuration", detail, errors }
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            kind: "invalid-configuration",
+            detail,
+            errors,
+        }
     }
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "admin request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the node's log")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the node's log",
+        )
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "revision-conflict", e.to_string()),
+            StoreError::Conflict { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "revision-conflict",
+                e.to_string(),
+            ),
             other => ApiError::internal(other),
         }
     }
@@ -72,13 +90,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Problem {
             kind: format!("https://tollgate.dev/problems/{}", self.kind),
-            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
             status: self.status.as_u16(),
             detail: self.detail,
             errors: self.errors,
         };
         let mut resp = (self.status, Json(body)).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         resp
     }
 }

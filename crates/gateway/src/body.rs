@@ -17,7 +17,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn empty() -> ProxyBody {
@@ -45,7 +47,13 @@ pub struct GuardedBody<B> {
 
 impl<B> GuardedBody<B> {
     pub fn new(inner: B, limit: u64, idle: Duration) -> Self {
-        GuardedBody { inner, remaining: limit, limit, idle, timer: None }
+        GuardedBody {
+            inner,
+            remaining: limit,
+            limit,
+            idle,
+            timer: None,
+        }
     }
 }
 
@@ -57,7 +65,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
@@ -79,7 +90,9 @@ where
             }
             Poll::Pending => {
                 let idle = this.idle;
-                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
                 ready!(timer.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Box::new(BodyError::Idle(idle)))))
             }
@@ -113,16 +126,28 @@ mod tests {
 
     #[tokio::test]
     async fn limit_is_enforced_while_streaming() {
-        let body = GuardedBody::new(Full::new(Bytes::from(vec![0u8; 10])), 5, Duration::from_secs(1));
+        let body = GuardedBody::new(
+            Full::new(Bytes::from(vec![0u8; 10])),
+            5,
+            Duration::from_secs(1),
+        );
         let err = body.collect().await.unwrap_err();
-        assert!(matches!(find_body_error(&*err), Some(BodyError::TooLarge(5))));
-        let body = GuardedBody::new(Full::new(Bytes::from(vec![0u8; 5])), 5, Duration::from_secs(1));
+        assert!(matches!(
+            find_body_error(&*err),
+            Some(BodyError::TooLarge(5))
+        ));
+        let body = GuardedBody::new(
+            Full::new(Bytes::from(vec![0u8; 5])),
+            5,
+            Duration::from_secs(1),
+        );
         assert_eq!(body.collect().await.unwrap().to_bytes().len(), 5);
     }
 
     #[tokio::test(start_paused = true)]
     async fn idle_bodies_time_out() {
-        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
+        let (_tx, rx) =
+            tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(1);
         let stream = http_body_util::StreamBody::new(tokio_stream_shim::ReceiverStream(rx));
         let body = GuardedBody::new(stream, 100, Duration::from_secs(3));
         let err = body.collect().await.unwrap_err();

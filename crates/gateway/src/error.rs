@@ -24,7 +24,11 @@ pub enum ProxyError {
     #[error("method {method} is not allowed here")]
     MethodNotAllowed { method: String, allow: String },
     #[error("version {version} of API {api} is retired{}", successor.as_ref().map(|s| format!("; use {s}")).unwrap_or_default())]
-    Retired { api: String, version: String, successor: Option<String> },
+    Retired {
+        api: String,
+        version: String,
+        successor: Option<String>,
+    },
     #[error("access from this address is not allowed")]
     IpDenied,
     #[error("request body is larger than the {limit}-byte limit")]
@@ -52,7 +56,9 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -99,7 +105,12 @@ impl ProxyError {
     /// An `application/problem+json` answer (RFC 9457) that names the problem and never
     /// leaks internals such as target addresses.
     pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
-        let mut resp = problem_response(self.status(), self.problem_type(), &self.to_string(), request_id);
+        let mut resp = problem_response(
+            self.status(),
+            self.problem_type(),
+            &self.to_string(),
+            request_id,
+        );
         if let ProxyError::MethodNotAllowed { allow, .. } = self
             && let Ok(v) = HeaderValue::from_str(allow)
         {
@@ -110,7 +121,12 @@ impl ProxyError {
 }
 
 /// Builds a problem+json response.
-pub fn problem_response(status: StatusCode, kind: &str, detail: &str, request_id: &str) -> Response<ProxyBody> {
+pub fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    request_id: &str,
+) -> Response<ProxyBody> {
     let body = serde_json::json!({
         "type": format!("https://tollgate.dev/problems/{kind}"),
         "title": status.canonical_reason().unwrap_or("Error"),
@@ -120,7 +136,9 @@ pub fn problem_response(status: StatusCode, kind: &str, detail: &str, request_id
     });
     let mut resp = Response::new(full(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
 }

@@ -33,7 +33,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     headers.remove(header::CONNECTION);
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
@@ -58,7 +61,10 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 /// Adds `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`.
@@ -93,9 +99,16 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace.
 pub fn ensure_traceparent(headers: &mut HeaderMap) {
-    let valid = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).is_some_and(valid_traceparent);
+    let valid = headers
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(valid_traceparent);
     if !valid {
-        let value = format!("00-{:032x}-{:016x}-01", fastrand::u128(1..), fastrand::u64(1..));
+        let value = format!(
+            "00-{:032x}-{:016x}-01",
+            fastrand::u128(1..),
+            fastrand::u64(1..)
+        );
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(TRACEPARENT.clone(), v);
         }
@@ -104,7 +117,11 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
 
 fn valid_traceparent(v: &str) -> bool {
     let parts: Vec<&str> = v.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     parts.len() >= 4
         && hex(parts[0], 2)
         && parts[0] != "ff"
@@ -186,7 +203,9 @@ mod tests {
         assert_eq!(h.get(&TRACEPARENT).unwrap(), tp);
         h.insert(&TRACEPARENT, "garbage".parse().unwrap());
         ensure_traceparent(&mut h);
-        assert!(valid_traceparent(h.get(&TRACEPARENT).unwrap().to_str().unwrap()));
+        assert!(valid_traceparent(
+            h.get(&TRACEPARENT).unwrap().to_str().unwrap()
+        ));
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("revision", &self.revision()).finish()
+        f.debug_struct("Gateway")
+            .field("revision", &self.revision())
+            .finish()
     }
 }
 
@@ -80,8 +82,13 @@ impl Gateway {
         self.health.sync(snapshot.probes.clone());
         self.current.store(Arc::new(snapshot));
         ::metrics::gauge!("tollgate_config_revision").set(revision as f64);
-        ::metrics::histogram!("tollgate_config_apply_seconds").record(started.elapsed().as_secs_f64());
-        tracing::info!(revision, elapsed_ms = started.elapsed().as_millis() as u64, "configuration installed");
+        ::metrics::histogram!("tollgate_config_apply_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            revision,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "configuration installed"
+        );
         Ok(true)
     }
 }

@@ -7,7 +7,11 @@ use time::format_description::well_known::Rfc3339;
 use tollgate_model::{Api, Version, VersionStatus};
 
 /// Headers added to every answer of a deprecated version.
-pub fn deprecation_headers(api: &Api, version: &Version, now: OffsetDateTime) -> Vec<(HeaderName, HeaderValue)> {
+pub fn deprecation_headers(
+    api: &Api,
+    version: &Version,
+    now: OffsetDateTime,
+) -> Vec<(HeaderName, HeaderValue)> {
     if version.status != VersionStatus::Deprecated {
         return Vec::new();
     }
@@ -17,8 +21,16 @@ pub fn deprecation_headers(api: &Api, version: &Version, now: OffsetDateTime) ->
         .as_deref()
         .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
         .unwrap_or(now);
-    push(&mut out, "deprecation", format!("@{}", since.unix_timestamp()));
-    if let Some(sunset) = version.sunset_at.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) {
+    push(
+        &mut out,
+        "deprecation",
+        format!("@{}", since.unix_timestamp()),
+    );
+    if let Some(sunset) = version
+        .sunset_at
+        .as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    {
         push(&mut out, "sunset", http_date(sunset));
     }
     let mut links = Vec::new();
@@ -26,7 +38,9 @@ pub fn deprecation_headers(api: &Api, version: &Version, now: OffsetDateTime) ->
         links.push(format!("<{successor}>; rel=\"successor-version\""));
     }
     if let Some(notice) = &version.deprecation_notice {
-        links.push(format!("<{notice}>; rel=\"deprecation\"; type=\"text/html\""));
+        links.push(format!(
+            "<{notice}>; rel=\"deprecation\"; type=\"text/html\""
+        ));
     }
     if !links.is_empty() {
         push(&mut out, "link", links.join(", "));
@@ -38,7 +52,10 @@ pub fn deprecation_headers(api: &Api, version: &Version, now: OffsetDateTime) ->
 pub fn successor_path(api: &Api, version: &Version) -> Option<String> {
     let name = version.successor.as_deref()?;
     let succ = api.versions.iter().find(|v| v.version == name)?;
-    let path = succ.routes.first().map(|r| r.path.trim_start_matches('=').to_string());
+    let path = succ
+        .routes
+        .first()
+        .map(|r| r.path.trim_start_matches('=').to_string());
     Some(path.unwrap_or_else(|| name.to_string()))
 }
 
@@ -52,7 +69,9 @@ fn push(out: &mut Vec<(HeaderName, HeaderValue)>, name: &'static str, value: Str
 pub fn http_date(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
         DAYS[usize::from(t.weekday().number_days_from_monday())],

@@ -42,7 +42,12 @@ impl Default for ListenerSettings {
 
 /// Serves the proxy on `listener` until `shutdown` resolves, then stops accepting and
 /// waits up to `drain_timeout` for open connections to finish their requests.
-pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, settings: ListenerSettings, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -91,7 +96,10 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, settings: ListenerSe
     }
     drop(listener);
     tracing::info!("proxy listener closed; draining in-flight requests");
-    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(settings.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("drain timeout reached; closing remaining connections");
     }
 }

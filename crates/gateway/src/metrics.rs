@@ -45,7 +45,10 @@ impl RouteMetrics {
 
 /// Describes the gateway's metrics to the recorder (HELP lines).
 pub fn describe() {
-    metrics::describe_counter!("tollgate_requests_total", "Requests answered by the gateway, by route and status class.");
+    metrics::describe_counter!(
+        "tollgate_requests_total",
+        "Requests answered by the gateway, by route and status class."
+    );
     metrics::describe_histogram!(
         "tollgate_request_duration_seconds",
         metrics::Unit::Seconds,
@@ -56,13 +59,25 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Time from request sent upstream to response headers received."
     );
-    metrics::describe_gauge!("tollgate_upstream_target_healthy", "1 when the target is in rotation, 0 when ejected.");
-    metrics::describe_counter!("tollgate_limit_rejections_total", "Requests rejected by a limit, by API and reason.");
-    metrics::describe_gauge!("tollgate_config_revision", "Configuration revision the gateway serves.");
+    metrics::describe_gauge!(
+        "tollgate_upstream_target_healthy",
+        "1 when the target is in rotation, 0 when ejected."
+    );
+    metrics::describe_counter!(
+        "tollgate_limit_rejections_total",
+        "Requests rejected by a limit, by API and reason."
+    );
+    metrics::describe_gauge!(
+        "tollgate_config_revision",
+        "Configuration revision the gateway serves."
+    );
     metrics::describe_histogram!(
         "tollgate_config_apply_seconds",
         metrics::Unit::Seconds,
         "Time to compile and swap in a new configuration snapshot."
     );
-    metrics::describe_counter!("tollgate_events_dropped_total", "Analytics events dropped because the pipeline fell behind.");
+    metrics::describe_counter!(
+        "tollgate_events_dropped_total",
+        "Analytics events dropped because the pipeline fell behind."
+    );
 }

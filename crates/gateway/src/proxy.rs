@@ -33,7 +33,10 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     let started = Instant::now();
     let request_id = forward::request_id(req.headers());
     let snapshot = gw.snapshot();
-    let mut outcome = Outcome { route: None, upstream_time: None };
+    let mut outcome = Outcome {
+        route: None,
+        upstream_time: None,
+    };
     let mut resp = match proxy(&snapshot, conn, req, &request_id, &mut outcome).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -45,9 +48,15 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     let upstream_ms = outcome.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
     let gateway_ms = total.as_secs_f64() * 1000.0 - upstream_ms.unwrap_or(0.0);
     let headers = resp.headers_mut();
-    headers.insert(forward::SERVER_TIMING.clone(), forward::server_timing(gateway_ms.max(0.0), upstream_ms));
+    headers.insert(
+        forward::SERVER_TIMING.clone(),
+        forward::server_timing(gateway_ms.max(0.0), upstream_ms),
+    );
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
-    let metrics = outcome.route.map(|i| &snapshot.routes[i].metrics).unwrap_or(&gw.unmatched);
+    let metrics = outcome
+        .route
+        .map(|i| &snapshot.routes[i].metrics)
+        .unwrap_or(&gw.unmatched);
     metrics.count(resp.status().as_u16());
     metrics.duration.record(total.as_secs_f64());
     if let Some(u) = outcome.upstream_time {
@@ -72,17 +81,31 @@ async fn proxy(
     let host = req
         .uri()
         .host()
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .map(str::to_owned);
     let headers = req.headers();
-    let found = match snapshot.router.find(host.as_deref(), req.method().as_str(), &path, &|name| {
-        headers.get(name).and_then(|v| v.to_str().ok())
-    }) {
+    let found = match snapshot
+        .router
+        .find(host.as_deref(), req.method().as_str(), &path, &|name| {
+            headers.get(name).and_then(|v| v.to_str().ok())
+        }) {
         Match::Found(found) => found,
         Match::MethodNotAllowed { allow } => {
-            return Err(ProxyError::MethodNotAllowed { method: req.method().to_string(), allow: allow.join(", ") });
+            return Err(ProxyError::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: allow.join(", "),
+            });
         }
-        Match::NotFound => return Err(ProxyError::NoRoute { method: req.method().to_string(), path: path.into_owned() }),
+        Match::NotFound => {
+            return Err(ProxyError::NoRoute {
+                method: req.method().to_string(),
+                path: path.into_owned(),
+            });
+        }
     };
     let route_index = *found.value;
     let route = &snapshot.routes[route_index];
@@ -103,12 +126,21 @@ async fn proxy(
             return Err(ProxyError::IpDenied);
         }
     }
-    let declared_len = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > route.max_body) {
-        return Err(ProxyError::BodyTooLarge { limit: route.max_body });
+        return Err(ProxyError::BodyTooLarge {
+            limit: route.max_body,
+        });
     }
 
-    let forward_path = if route.strip_prefix { found.rest } else { path.into_owned() };
+    let forward_path = if route.strip_prefix {
+        found.rest
+    } else {
+        path.into_owned()
+    };
     let path_and_query = match req.uri().query() {
         Some(q) => format!("{forward_path}?{q}"),
         None => forward_path,
@@ -121,7 +153,9 @@ async fn proxy(
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.remove(header::HOST);
     forward::add_forwarded(&mut parts.headers, conn.peer.ip(), host.as_deref());
-    parts.headers.insert(forward::X_REQUEST_ID.clone(), request_id.clone());
+    parts
+        .headers
+        .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
     forward::ensure_traceparent(&mut parts.headers);
     let hash = hash_input(pool, &parts.headers, conn);
 
@@ -132,13 +166,23 @@ async fn proxy(
     } else {
         GuardedBody::new(body, route.max_body, pool.write_timeout).boxed_unsync()
     });
-    let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE);
-    let attempts = if replayable && idempotent && !upgrade { pool.retries + 1 } else { 1 };
+    let idempotent = matches!(
+        parts.method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    );
+    let attempts = if replayable && idempotent && !upgrade {
+        pool.retries + 1
+    } else {
+        1
+    };
 
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
     for _ in 0..attempts {
-        let Some(index) = pool.balancer.pick(&pool.targets, &tried, hash, pool.cooldown) else {
+        let Some(index) = pool
+            .balancer
+            .pick(&pool.targets, &tried, hash, pool.cooldown)
+        else {
             break;
         };
         tried.push(index);
@@ -173,11 +217,17 @@ async fn proxy(
             }
         }
     }
-    Err(last_err.unwrap_or_else(|| ProxyError::NoHealthyTarget { upstream: pool.name.to_string() }))
+    Err(last_err.unwrap_or_else(|| ProxyError::NoHealthyTarget {
+        upstream: pool.name.to_string(),
+    }))
 }
 
 /// Sends one attempt to one target, keeping its health and in-flight count.
-async fn send(pool: &UpstreamPool, target: &TargetState, req: Request<ProxyBody>) -> Result<Response<Incoming>, ProxyError> {
+async fn send(
+    pool: &UpstreamPool,
+    target: &TargetState,
+    req: Request<ProxyBody>,
+) -> Result<Response<Incoming>, ProxyError> {
     target.in_flight.fetch_add(1, Ordering::Relaxed);
     let result = tokio::time::timeout(pool.read_timeout, pool.client.request(req)).await;
     target.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -200,15 +250,21 @@ async fn send(pool: &UpstreamPool, target: &TargetState, req: Request<ProxyBody>
             }
             target.record_failure(pool.passive_threshold);
             if e.is_connect() {
-                Err(ProxyError::UpstreamConnect { upstream: upstream() })
+                Err(ProxyError::UpstreamConnect {
+                    upstream: upstream(),
+                })
             } else {
                 tracing::debug!(error = ?e, "upstream request failed");
-                Err(ProxyError::UpstreamProtocol { upstream: upstream() })
+                Err(ProxyError::UpstreamProtocol {
+                    upstream: upstream(),
+                })
             }
         }
         Err(_elapsed) => {
             target.record_failure(pool.passive_threshold);
-            Err(ProxyError::UpstreamTimeout { upstream: upstream() })
+            Err(ProxyError::UpstreamTimeout {
+                upstream: upstream(),
+            })
         }
     }
 }
@@ -231,7 +287,10 @@ fn respond(
         (parts, empty())
     } else {
         let (parts, body) = resp.into_parts();
-        (parts, GuardedBody::new(body, u64::MAX, route.upstream.read_timeout).boxed_unsync())
+        (
+            parts,
+            GuardedBody::new(body, u64::MAX, route.upstream.read_timeout).boxed_unsync(),
+        )
     };
     forward::strip_hop_by_hop(&mut parts.headers, switching);
     for (name, value) in &route.lifecycle_headers {
@@ -257,7 +316,9 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 /// The key `balance: hash` hashes for this request, if the request has one.
 fn hash_input(pool: &Arc<UpstreamPool>, headers: &http::HeaderMap, conn: ConnInfo) -> Option<u64> {
     match pool.hash_on.as_ref()? {
-        HashOn::Header(name) => headers.get(name.as_str()).map(|v| balance_key(v.as_bytes())),
+        HashOn::Header(name) => headers
+            .get(name.as_str())
+            .map(|v| balance_key(v.as_bytes())),
         HashOn::Cookie(name) => forward::cookie(headers, name).map(|v| balance_key(v.as_bytes())),
         HashOn::Ip => Some(balance_key(conn.peer.ip().to_string().as_bytes())),
         // Apps arrive with authentication; until a request carries one, fall back.

@@ -53,7 +53,10 @@ pub struct Snapshot {
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot").field("revision", &self.revision).field("routes", &self.routes.len()).finish()
+        f.debug_struct("Snapshot")
+            .field("revision", &self.revision)
+            .field("routes", &self.routes.len())
+            .finish()
     }
 }
 
@@ -66,7 +69,9 @@ impl Snapshot {
     pub fn empty() -> Snapshot {
         Snapshot {
             revision: 0,
-            router: RouteTableBuilder::new().build().expect("an empty route table always builds"),
+            router: RouteTableBuilder::new()
+                .build()
+                .expect("an empty route table always builds"),
             routes: Vec::new(),
             upstreams: Vec::new(),
             probes: Vec::new(),
@@ -74,7 +79,12 @@ impl Snapshot {
     }
 
     /// Compiles a validated document. Errors here mean the document skipped validation.
-    pub fn compile(doc: &Document, revision: i64, registry: &Registry, defaults: &Defaults) -> Result<Snapshot, CompileError> {
+    pub fn compile(
+        doc: &Document,
+        revision: i64,
+        registry: &Registry,
+        defaults: &Defaults,
+    ) -> Result<Snapshot, CompileError> {
         let mut upstreams = Vec::new();
         let mut probes = Vec::new();
         let mut live_targets = HashSet::new();
@@ -101,7 +111,9 @@ impl Snapshot {
                 let pool = upstreams
                     .iter()
                     .find(|p| *p.name == *version.upstream)
-                    .ok_or_else(|| CompileError(format!("unknown upstream `{}`", version.upstream)))?;
+                    .ok_or_else(|| {
+                        CompileError(format!("unknown upstream `{}`", version.upstream))
+                    })?;
                 let headers = lifecycle::deprecation_headers(api, version, now);
                 for route in &version.routes {
                     let index = routes.len();
@@ -110,23 +122,46 @@ impl Snapshot {
                             pattern: route.path.clone(),
                             methods: route.methods.clone(),
                             hosts: route.hosts.clone(),
-                            headers: route.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            headers: route
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
                             value: index,
                         })
                         .map_err(|e| CompileError(e.to_string()))?;
-                    routes.push(compile_route(doc, api, version, route, pool.clone(), &headers, defaults));
+                    routes.push(compile_route(
+                        doc,
+                        api,
+                        version,
+                        route,
+                        pool.clone(),
+                        &headers,
+                        defaults,
+                    ));
                 }
             }
         }
         let router = builder.build().map_err(|e| CompileError(e.to_string()))?;
-        Ok(Snapshot { revision, router, routes, upstreams, probes })
+        Ok(Snapshot {
+            revision,
+            router,
+            routes,
+            upstreams,
+            probes,
+        })
     }
 }
 
 /// The policies of one type that apply to a route: those of the narrowest scope that has
 /// any (route, then version, then API, then global).
-fn narrowest<'a, T>(scopes: [&'a [Policy]; 4], pick: impl Fn(&'a Policy) -> Option<&'a T>) -> Option<&'a T> {
-    scopes.iter().find_map(|policies| policies.iter().find_map(&pick))
+fn narrowest<'a, T>(
+    scopes: [&'a [Policy]; 4],
+    pick: impl Fn(&'a Policy) -> Option<&'a T>,
+) -> Option<&'a T> {
+    scopes
+        .iter()
+        .find_map(|policies| policies.iter().find_map(&pick))
 }
 
 fn compile_route(
@@ -138,7 +173,12 @@ fn compile_route(
     lifecycle_headers: &[(HeaderName, HeaderValue)],
     defaults: &Defaults,
 ) -> CompiledRoute {
-    let scopes = [&route.policies[..], &version.policies[..], &api.policies[..], &doc.policies[..]];
+    let scopes = [
+        &route.policies[..],
+        &version.policies[..],
+        &api.policies[..],
+        &doc.policies[..],
+    ];
     let ip_restrict = narrowest(scopes, |p| match p {
         Policy::IpRestrict(r) => Some(r),
         _ => None,
@@ -149,8 +189,10 @@ fn compile_route(
     })
     .map(|r| r.max_body.0)
     .unwrap_or(defaults.max_body);
-    let retired = (version.status == VersionStatus::Retired)
-        .then(|| lifecycle::successor_path(api, version).map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default())));
+    let retired = (version.status == VersionStatus::Retired).then(|| {
+        lifecycle::successor_path(api, version)
+            .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
+    });
     CompiledRoute {
         api: Arc::from(api.name.as_str()),
         version: Arc::from(version.version.as_str()),

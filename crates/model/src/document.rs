@@ -41,7 +41,10 @@ pub struct Upstream {
     #[serde(default, skip_serializing_if = "is_default")]
     pub timeouts: Timeouts,
     /// Extra attempts on another target for idempotent requests that failed to connect.
-    #[serde(default = "default_retries", skip_serializing_if = "is_default_retries")]
+    #[serde(
+        default = "default_retries",
+        skip_serializing_if = "is_default_retries"
+    )]
     pub retries: u32,
     #[serde(default, skip_serializing_if = "is_default")]
     pub health: Health,
@@ -106,7 +109,9 @@ impl std::str::FromStr for HashOn {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
-            Some(("header", name)) if is_token(name) => Ok(HashOn::Header(name.to_ascii_lowercase())),
+            Some(("header", name)) if is_token(name) => {
+                Ok(HashOn::Header(name.to_ascii_lowercase()))
+            }
             Some(("cookie", name)) if is_token(name) => Ok(HashOn::Cookie(name.to_string())),
             None if s == "ip" => Ok(HashOn::Ip),
             None if s == "app" => Ok(HashOn::App),
@@ -136,16 +141,17 @@ impl Serialize for HashOn {
 
 impl<'de> Deserialize<'de> for HashOn {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
 /// True for an HTTP token (header names, methods).
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

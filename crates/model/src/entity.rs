@@ -50,7 +50,10 @@ pub struct EntityKey {
 
 impl EntityKey {
     pub fn new(kind: EntityKind, name: impl Into<String>) -> Self {
-        EntityKey { kind, name: name.into() }
+        EntityKey {
+            kind,
+            name: name.into(),
+        }
     }
 }
 
@@ -155,7 +158,11 @@ pub fn policy_names(policies: &[Policy]) -> Vec<String> {
         .map(|p| {
             let n = seen.entry(p.kind()).or_default();
             *n += 1;
-            if *n == 1 { p.kind().to_string() } else { format!("{}-{n}", p.kind()) }
+            if *n == 1 {
+                p.kind().to_string()
+            } else {
+                format!("{}-{n}", p.kind())
+            }
         })
         .collect()
 }
@@ -187,16 +194,28 @@ impl EntitySet {
     /// Joins entities back into a document. Entities that no longer parse (written by a
     /// newer build) are reported, not dropped.
     pub fn to_document(&self) -> Result<Document, String> {
-        let mut doc = Document { format_version: 1, ..Document::default() };
+        let mut doc = Document {
+            format_version: 1,
+            ..Document::default()
+        };
         let mut versions: BTreeMap<&str, Vec<Version>> = BTreeMap::new();
         for (key, body) in &self.0 {
             let bad = |e: serde_json::Error| format!("stored {key} cannot be read: {e}");
             match key.kind {
-                EntityKind::Upstream => doc.upstreams.push(Upstream::deserialize(body).map_err(bad)?),
+                EntityKind::Upstream => doc
+                    .upstreams
+                    .push(Upstream::deserialize(body).map_err(bad)?),
                 EntityKind::Api => doc.apis.push(Api::deserialize(body).map_err(bad)?),
                 EntityKind::Version => {
-                    let api = key.name.split_once('@').map(|(a, _)| a).unwrap_or(&key.name);
-                    versions.entry(api).or_default().push(Version::deserialize(body).map_err(bad)?);
+                    let api = key
+                        .name
+                        .split_once('@')
+                        .map(|(a, _)| a)
+                        .unwrap_or(&key.name);
+                    versions
+                        .entry(api)
+                        .or_default()
+                        .push(Version::deserialize(body).map_err(bad)?);
                 }
                 EntityKind::Policy => doc.policies.push(Policy::deserialize(body).map_err(bad)?),
             }
@@ -207,7 +226,9 @@ impl EntitySet {
             api.versions = list;
         }
         if let Some((api, _)) = versions.into_iter().next() {
-            return Err(format!("stored versions belong to API `{api}`, which does not exist"));
+            return Err(format!(
+                "stored versions belong to API `{api}`, which does not exist"
+            ));
         }
         Ok(doc)
     }
@@ -229,16 +250,26 @@ impl EntitySet {
         let mut changes = Vec::new();
         for (key, body) in &desired.0 {
             match self.0.get(key) {
-                None => changes.push(Change { op: ChangeOp::Create, key: key.clone(), body: Some(body.clone()) }),
-                Some(old) if old != body => {
-                    changes.push(Change { op: ChangeOp::Update, key: key.clone(), body: Some(body.clone()) })
-                }
+                None => changes.push(Change {
+                    op: ChangeOp::Create,
+                    key: key.clone(),
+                    body: Some(body.clone()),
+                }),
+                Some(old) if old != body => changes.push(Change {
+                    op: ChangeOp::Update,
+                    key: key.clone(),
+                    body: Some(body.clone()),
+                }),
                 Some(_) => {}
             }
         }
         for key in self.0.keys() {
             if !desired.0.contains_key(key) {
-                changes.push(Change { op: ChangeOp::Delete, key: key.clone(), body: None });
+                changes.push(Change {
+                    op: ChangeOp::Delete,
+                    key: key.clone(),
+                    body: None,
+                });
             }
         }
         // Creates and updates in dependency order, deletes in reverse.
@@ -247,7 +278,9 @@ impl EntitySet {
                 ChangeOp::Delete => (1, 3 - c.key.kind as i32),
                 _ => (0, c.key.kind as i32),
             };
-            rank(a).cmp(&rank(b)).then_with(|| a.key.name.cmp(&b.key.name))
+            rank(a)
+                .cmp(&rank(b))
+                .then_with(|| a.key.name.cmp(&b.key.name))
         });
         Plan { changes }
     }
@@ -271,7 +304,11 @@ impl EntitySet {
 pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let key = |s: &str| {
         let digits: String = s.chars().filter(|c| c.is_ascii_digit()).collect();
-        (s.trim_end_matches(|c: char| c.is_ascii_digit()).to_string(), digits.len(), digits)
+        (
+            s.trim_end_matches(|c: char| c.is_ascii_digit()).to_string(),
+            digits.len(),
+            digits,
+        )
     };
     key(a).cmp(&key(b)).then_with(|| a.cmp(b))
 }
@@ -302,10 +339,20 @@ policies:
         let (doc, _) = parse_document(DOC).unwrap();
         let set = EntitySet::from_document(&doc);
         assert_eq!(set.0.len(), 1 + 1 + 3 + 2);
-        assert!(set.0.contains_key(&EntityKey::new(EntityKind::Version, "orders@v1")));
-        assert!(set.0.contains_key(&EntityKey::new(EntityKind::Policy, "ip_restrict-2")));
+        assert!(
+            set.0
+                .contains_key(&EntityKey::new(EntityKind::Version, "orders@v1"))
+        );
+        assert!(
+            set.0
+                .contains_key(&EntityKey::new(EntityKind::Policy, "ip_restrict-2"))
+        );
         let back = set.to_document().unwrap();
-        let names: Vec<_> = back.apis[0].versions.iter().map(|v| v.version.as_str()).collect();
+        let names: Vec<_> = back.apis[0]
+            .versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect();
         assert_eq!(names, ["v1", "v2", "v10"]);
         // Re-splitting the joined document gives the same entities: export then apply is a no-op.
         assert!(set.plan_to(&EntitySet::from_document(&back)).is_empty());
@@ -321,8 +368,14 @@ policies:
         sorted.sort();
         assert_eq!(kinds, sorted);
         let deletes = desired.plan_to(&EntitySet::default());
-        assert_eq!(deletes.changes.first().unwrap().key.kind, EntityKind::Policy);
-        assert_eq!(deletes.changes.last().unwrap().key.kind, EntityKind::Upstream);
+        assert_eq!(
+            deletes.changes.first().unwrap().key.kind,
+            EntityKind::Policy
+        );
+        assert_eq!(
+            deletes.changes.last().unwrap().key.kind,
+            EntityKind::Upstream
+        );
         assert_eq!(plan.summary(), "7 to create, 0 to update, 0 to delete");
         assert_eq!(plan.changes[0].to_string(), "+ create upstream svc");
     }
@@ -333,7 +386,10 @@ policies:
         let current = EntitySet::from_document(&doc);
         let (small, _) = parse_document("format_version: 1\nupstreams:\n  - name: other\n    targets: [{ url: \"http://127.0.0.1:1\" }]\n").unwrap();
         let small = EntitySet::from_document(&small);
-        assert_eq!(current.merged_with(&small, false).0.len(), current.0.len() + 1);
+        assert_eq!(
+            current.merged_with(&small, false).0.len(),
+            current.0.len() + 1
+        );
         assert_eq!(current.merged_with(&small, true).0.len(), 1);
     }
 }

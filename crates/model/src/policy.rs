@@ -88,11 +88,15 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -175,7 +179,9 @@ impl<'de> Visitor<'de> for PolicyVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Policy, A::Error> {
         let Some(kind) = map.next_key::<String>()? else {
-            return Err(de::Error::custom("empty policy; write one policy type as the key"));
+            return Err(de::Error::custom(
+                "empty policy; write one policy type as the key",
+            ));
         };
         let policy = match kind.as_str() {
             "ip_restrict" => Policy::IpRestrict(map.next_value()?),
@@ -237,13 +243,18 @@ mod tests {
     #[test]
     fn unenforced_policies_are_refused_by_name() {
         let err = serde_json::from_str::<Policy>(r#"{"key_auth":{}}"#).unwrap_err();
-        assert!(err.to_string().contains("not enforced by this build"), "{err}");
+        assert!(
+            err.to_string().contains("not enforced by this build"),
+            "{err}"
+        );
         let err = serde_json::from_str::<Policy>(r#"{"frobnicate":{}}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown policy type `frobnicate`"), "{err}");
-        let err = serde_json::from_str::<Policy>(
-            r#"{"ip_restrict":{},"request_size":{"max_body":1}}"#,
-        )
-        .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown policy type `frobnicate`"),
+            "{err}"
+        );
+        let err =
+            serde_json::from_str::<Policy>(r#"{"ip_restrict":{},"request_size":{"max_body":1}}"#)
+                .unwrap_err();
         assert!(err.to_string().contains("exactly one"), "{err}");
     }
 }

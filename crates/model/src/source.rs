@@ -67,7 +67,9 @@ impl SourceMap {
         let mut recv = Indexer::default();
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut recv, false);
-        SourceMap { positions: recv.positions }
+        SourceMap {
+            positions: recv.positions,
+        }
     }
 
     /// Line and column (1-based) of `path`, or of its nearest ancestor that is in the text.
@@ -150,7 +152,10 @@ impl MarkedEventReceiver for Indexer {
                     *key = Some(name);
                     if opens {
                         // A complex key: index nothing below it.
-                        self.stack.push(Frame::Seq { path: "?".into(), index: 0 });
+                        self.stack.push(Frame::Seq {
+                            path: "?".into(),
+                            index: 0,
+                        });
                     }
                     return;
                 }
@@ -190,7 +195,12 @@ pub fn parse_document(text: &str) -> Result<(Document, SourceMap), ConfigError> 
             } else {
                 split(map.locate(&path))
             };
-            Located { path, line, column, message: strip_json_position(&inner.to_string()) }
+            Located {
+                path,
+                line,
+                column,
+                message: strip_json_position(&inner.to_string()),
+            }
         });
         doc.and_then(|doc| {
             de.end().map(|()| doc).map_err(|e| Located {
@@ -209,7 +219,12 @@ pub fn parse_document(text: &str) -> Result<(Document, SourceMap), ConfigError> 
                 Some(loc) => (Some(loc.line()), Some(loc.column())),
                 None => split(map.locate(&path)),
             };
-            Located { path, line, column, message: strip_yaml_position(&inner.to_string()) }
+            Located {
+                path,
+                line,
+                column,
+                message: strip_yaml_position(&inner.to_string()),
+            }
         })
     };
     match parsed {
@@ -223,7 +238,11 @@ fn split(pos: Option<(usize, usize)>) -> (Option<usize>, Option<usize>) {
 }
 
 fn clean_path(p: &str) -> String {
-    if p == "." { String::new() } else { p.to_string() }
+    if p == "." {
+        String::new()
+    } else {
+        p.to_string()
+    }
 }
 
 fn strip_json_position(msg: &str) -> String {
@@ -275,7 +294,10 @@ mod tests {
     #[test]
     fn unknown_sections_and_fields_are_named() {
         let err = parse_document("format_version: 1\nupstream: []\n").unwrap_err();
-        assert!(err.errors()[0].message.contains("unknown field `upstream`"), "{err:?}");
+        assert!(
+            err.errors()[0].message.contains("unknown field `upstream`"),
+            "{err:?}"
+        );
         assert_eq!(err.errors()[0].line, Some(2));
     }
 
@@ -298,7 +320,12 @@ mod tests {
 
     #[test]
     fn render_is_file_line_column() {
-        let l = Located { path: "a.b".into(), line: Some(3), column: Some(7), message: "bad".into() };
+        let l = Located {
+            path: "a.b".into(),
+            line: Some(3),
+            column: Some(7),
+            message: "bad".into(),
+        };
         assert_eq!(l.render("x.yaml"), "x.yaml:3:7: a.b: bad");
     }
 }

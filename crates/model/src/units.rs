@@ -45,7 +45,9 @@ impl FromStr for Duration {
             .ok_or_else(|| format!("duration `{s}` needs a unit: ms, s, m, h or d"))?;
         let (digits, unit) = s.split_at(split);
         if digits.is_empty() {
-            return Err(format!("duration `{s}` must start with a whole number, e.g. `2s`"));
+            return Err(format!(
+                "duration `{s}` must start with a whole number, e.g. `2s`"
+            ));
         }
         let n: u64 = digits
             .parse()
@@ -56,7 +58,11 @@ impl FromStr for Duration {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            _ => return Err(format!("duration `{s}` has unknown unit `{unit}`; use ms, s, m, h or d")),
+            _ => {
+                return Err(format!(
+                    "duration `{s}` has unknown unit `{unit}`; use ms, s, m, h or d"
+                ));
+            }
         };
         let ms = n
             .checked_mul(ms_per_unit)
@@ -68,7 +74,12 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -102,15 +113,19 @@ impl FromStr for ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (digits, unit) = t.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("size `{s}` must be a whole number with an optional unit (B, KB, MB, GB)"))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("size `{s}` must be a whole number with an optional unit (B, KB, MB, GB)")
+        })?;
         let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
             "" | "B" => 1,
             "KB" | "K" | "KIB" => 1 << 10,
             "MB" | "M" | "MIB" => 1 << 20,
             "GB" | "G" | "GIB" => 1 << 30,
-            other => return Err(format!("size `{s}` has unknown unit `{other}`; use B, KB, MB or GB")),
+            other => {
+                return Err(format!(
+                    "size `{s}` has unknown unit `{other}`; use B, KB, MB or GB"
+                ));
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -175,8 +190,17 @@ mod tests {
     #[test]
     fn bad_durations_name_the_problem() {
         assert!("2".parse::<Duration>().unwrap_err().contains("unit"));
-        assert!("2 weeks".parse::<Duration>().unwrap_err().contains("unknown unit"));
-        assert!("s".parse::<Duration>().unwrap_err().contains("whole number"));
+        assert!(
+            "2 weeks"
+                .parse::<Duration>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            "s".parse::<Duration>()
+                .unwrap_err()
+                .contains("whole number")
+        );
         assert!("99999999999999999999s".parse::<Duration>().is_err());
     }
 

@@ -21,7 +21,10 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { path: path.into(), message: message.into() });
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -31,29 +34,46 @@ pub fn is_slug(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
 }
 
 fn is_version_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
-        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
 }
 
 /// Checks a whole document. An empty result means it can be applied.
 pub fn validate(doc: &Document) -> Vec<FieldError> {
     let mut errs = Errors(Vec::new());
     if doc.format_version != 1 {
-        errs.push("format_version", format!("unsupported format_version {}; this build reads 1", doc.format_version));
+        errs.push(
+            "format_version",
+            format!(
+                "unsupported format_version {}; this build reads 1",
+                doc.format_version
+            ),
+        );
     }
 
     let mut upstream_names = HashSet::new();
     for (i, up) in doc.upstreams.iter().enumerate() {
         let path = format!("upstreams[{i}]");
         if !is_slug(&up.name) {
-            errs.push(format!("{path}.name"), format!("`{}` is not a valid name: use lower-case letters, digits, `-` and `_`", up.name));
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits, `-` and `_`",
+                    up.name
+                ),
+            );
         } else if !upstream_names.insert(up.name.as_str()) {
-            errs.push(format!("{path}.name"), format!("upstream `{}` is defined twice", up.name));
+            errs.push(
+                format!("{path}.name"),
+                format!("upstream `{}` is defined twice", up.name),
+            );
         }
         check_upstream(up, &path, &mut errs);
     }
@@ -67,9 +87,18 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     for (i, api) in doc.apis.iter().enumerate() {
         let path = format!("apis[{i}]");
         if !is_slug(&api.name) {
-            errs.push(format!("{path}.name"), format!("`{}` is not a valid name: use lower-case letters, digits, `-` and `_`", api.name));
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits, `-` and `_`",
+                    api.name
+                ),
+            );
         } else if !api_names.insert(api.name.as_str()) {
-            errs.push(format!("{path}.name"), format!("API `{}` is defined twice", api.name));
+            errs.push(
+                format!("{path}.name"),
+                format!("API `{}` is defined twice", api.name),
+            );
         }
         for (j, policy) in api.policies.iter().enumerate() {
             check_policy(policy, &format!("{path}.policies[{j}]"), &mut errs);
@@ -79,25 +108,56 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
         for (j, v) in api.versions.iter().enumerate() {
             let vpath = format!("{path}.versions[{j}]");
             if !is_version_name(&v.version) {
-                errs.push(format!("{vpath}.version"), format!("`{}` is not a valid version name: use letters, digits, `.`, `-` and `_`", v.version));
+                errs.push(
+                    format!("{vpath}.version"),
+                    format!(
+                        "`{}` is not a valid version name: use letters, digits, `.`, `-` and `_`",
+                        v.version
+                    ),
+                );
             } else if !seen.insert(v.version.as_str()) {
-                errs.push(format!("{vpath}.version"), format!("version `{}` of API `{}` is defined twice", v.version, api.name));
+                errs.push(
+                    format!("{vpath}.version"),
+                    format!(
+                        "version `{}` of API `{}` is defined twice",
+                        v.version, api.name
+                    ),
+                );
             }
             if !upstream_names.contains(v.upstream.as_str()) {
-                errs.push(format!("{vpath}.upstream"), format!("unknown upstream `{}`", v.upstream));
+                errs.push(
+                    format!("{vpath}.upstream"),
+                    format!("{UNKNOWN_UPSTREAM} `{}`", v.upstream),
+                );
             }
             if let Some(s) = &v.successor {
                 if s == &v.version {
-                    errs.push(format!("{vpath}.successor"), "a version cannot succeed itself");
+                    errs.push(
+                        format!("{vpath}.successor"),
+                        "a version cannot succeed itself",
+                    );
                 } else if !versions.contains(s.as_str()) {
-                    errs.push(format!("{vpath}.successor"), format!("unknown version `{s}` of API `{}`", api.name));
+                    errs.push(
+                        format!("{vpath}.successor"),
+                        format!("{UNKNOWN_VERSION} `{s}` of API `{}`", api.name),
+                    );
                 }
             }
-            for (field, value) in [("deprecated_at", &v.deprecated_at), ("sunset_at", &v.sunset_at)] {
+            for (field, value) in [
+                ("deprecated_at", &v.deprecated_at),
+                ("sunset_at", &v.sunset_at),
+            ] {
                 if let Some(t) = value
-                    && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_err()
+                    && time::OffsetDateTime::parse(
+                        t,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .is_err()
                 {
-                    errs.push(format!("{vpath}.{field}"), format!("`{t}` is not an RFC 3339 time such as 2027-03-31T00:00:00Z"));
+                    errs.push(
+                        format!("{vpath}.{field}"),
+                        format!("`{t}` is not an RFC 3339 time such as 2027-03-31T00:00:00Z"),
+                    );
                 }
             }
             for (k, policy) in v.policies.iter().enumerate() {
@@ -114,9 +174,27 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     errs.0
 }
 
+/// Checks a document that will be merged into a stored configuration: everything but
+/// references to upstreams and versions, which the stored configuration may hold. The
+/// merged result is then checked whole with [`validate`].
+pub fn validate_fragment(doc: &Document) -> Vec<FieldError> {
+    validate(doc)
+        .into_iter()
+        .filter(|e| {
+            !(e.message.starts_with(UNKNOWN_UPSTREAM) || e.message.starts_with(UNKNOWN_VERSION))
+        })
+        .collect()
+}
+
+const UNKNOWN_UPSTREAM: &str = "unknown upstream";
+const UNKNOWN_VERSION: &str = "unknown version";
+
 fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
     if up.targets.is_empty() {
-        errs.push(format!("{path}.targets"), "an upstream needs at least one target");
+        errs.push(
+            format!("{path}.targets"),
+            "an upstream needs at least one target",
+        );
     }
     let mut urls = HashSet::new();
     for (i, t) in up.targets.iter().enumerate() {
@@ -124,23 +202,45 @@ fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
         if let Err(msg) = check_target_url(&t.url) {
             errs.push(format!("{tpath}.url"), msg);
         } else if !urls.insert(t.url.trim_end_matches('/')) {
-            errs.push(format!("{tpath}.url"), format!("target `{}` is listed twice", t.url));
+            errs.push(
+                format!("{tpath}.url"),
+                format!("target `{}` is listed twice", t.url),
+            );
         }
         if t.weight > 10_000 {
-            errs.push(format!("{tpath}.weight"), "weight must be between 0 and 10000");
+            errs.push(
+                format!("{tpath}.weight"),
+                "weight must be between 0 and 10000",
+            );
         }
     }
     if !up.targets.is_empty() && up.targets.iter().all(|t| t.weight == 0) {
-        errs.push(format!("{path}.targets"), "at least one target needs a weight above 0");
+        errs.push(
+            format!("{path}.targets"),
+            "at least one target needs a weight above 0",
+        );
     }
     match (up.balance, &up.hash_on) {
-        (Balance::Hash, None) => errs.push(format!("{path}.hash_on"), "balance: hash needs hash_on (header:NAME, cookie:NAME, ip or app)"),
-        (b, Some(_)) if b != Balance::Hash => errs.push(format!("{path}.hash_on"), "hash_on is only used with balance: hash"),
+        (Balance::Hash, None) => errs.push(
+            format!("{path}.hash_on"),
+            "balance: hash needs hash_on (header:NAME, cookie:NAME, ip or app)",
+        ),
+        (b, Some(_)) if b != Balance::Hash => errs.push(
+            format!("{path}.hash_on"),
+            "hash_on is only used with balance: hash",
+        ),
         _ => {}
     }
-    for (name, d) in [("connect", up.timeouts.connect), ("read", up.timeouts.read), ("write", up.timeouts.write)] {
+    for (name, d) in [
+        ("connect", up.timeouts.connect),
+        ("read", up.timeouts.read),
+        ("write", up.timeouts.write),
+    ] {
         if d.as_millis() == 0 {
-            errs.push(format!("{path}.timeouts.{name}"), "a timeout must be above 0");
+            errs.push(
+                format!("{path}.timeouts.{name}"),
+                "a timeout must be above 0",
+            );
         }
     }
     if up.retries > 10 {
@@ -152,7 +252,10 @@ fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
             errs.push(format!("{hp}.path"), "the probe path must start with `/`");
         }
         if a.interval.as_millis() < 100 {
-            errs.push(format!("{hp}.interval"), "the probe interval must be at least 100ms");
+            errs.push(
+                format!("{hp}.interval"),
+                "the probe interval must be at least 100ms",
+            );
         }
         if a.timeout.as_millis() == 0 {
             errs.push(format!("{hp}.timeout"), "the probe timeout must be above 0");
@@ -164,7 +267,10 @@ fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
     if let Some(p) = &up.health.passive
         && p.unhealthy == 0
     {
-        errs.push(format!("{path}.health.passive.unhealthy"), "the threshold must be at least 1");
+        errs.push(
+            format!("{path}.health.passive.unhealthy"),
+            "the threshold must be at least 1",
+        );
     }
 }
 
@@ -174,7 +280,9 @@ pub fn check_target_url(url: &str) -> Result<(), String> {
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
     } else if url.starts_with("https://") {
-        return Err(format!("`{url}`: HTTPS to upstreams is not supported by this build; use http://"));
+        return Err(format!(
+            "`{url}`: HTTPS to upstreams is not supported by this build; use http://"
+        ));
     } else {
         return Err(format!("`{url}` must start with http://"));
     };
@@ -183,7 +291,9 @@ pub fn check_target_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}` has no host"));
     }
     if authority.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!("`{url}` must be scheme://host[:port] with no path, query or credentials"));
+        return Err(format!(
+            "`{url}` must be scheme://host[:port] with no path, query or credentials"
+        ));
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None), // bare IPv6
@@ -204,22 +314,33 @@ pub fn check_target_url(url: &str) -> Result<(), String> {
 fn check_route(route: &Route, path: &str, errs: &mut Errors) {
     for (i, m) in route.methods.iter().enumerate() {
         if !is_token(m) || m.bytes().any(|b| b.is_ascii_lowercase()) {
-            errs.push(format!("{path}.methods[{i}]"), format!("`{m}` is not an upper-case HTTP method"));
+            errs.push(
+                format!("{path}.methods[{i}]"),
+                format!("`{m}` is not an upper-case HTTP method"),
+            );
         }
     }
     for (i, h) in route.hosts.iter().enumerate() {
         let name = h.strip_prefix("*.").unwrap_or(h);
         let ok = !name.is_empty()
             && name.len() <= 253
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             && !name.starts_with('.');
         if !ok {
-            errs.push(format!("{path}.hosts[{i}]"), format!("`{h}` is not a host name (api.example.com or *.example.com)"));
+            errs.push(
+                format!("{path}.hosts[{i}]"),
+                format!("`{h}` is not a host name (api.example.com or *.example.com)"),
+            );
         }
     }
     for name in route.headers.keys() {
         if !is_token(name) {
-            errs.push(format!("{path}.headers.{name}"), format!("`{name}` is not a valid header name"));
+            errs.push(
+                format!("{path}.headers.{name}"),
+                format!("`{name}` is not a valid header name"),
+            );
         }
     }
     for (i, policy) in route.policies.iter().enumerate() {
@@ -231,12 +352,18 @@ fn check_policy(policy: &Policy, path: &str, errs: &mut Errors) {
     match policy {
         Policy::IpRestrict(p) => {
             if p.allow.is_empty() && p.deny.is_empty() {
-                errs.push(format!("{path}.ip_restrict"), "ip_restrict needs `allow` or `deny` networks");
+                errs.push(
+                    format!("{path}.ip_restrict"),
+                    "ip_restrict needs `allow` or `deny` networks",
+                );
             }
         }
         Policy::RequestSize(p) => {
             if p.max_body.0 == 0 {
-                errs.push(format!("{path}.request_size.max_body"), "max_body must be above 0");
+                errs.push(
+                    format!("{path}.request_size.max_body"),
+                    "max_body must be above 0",
+                );
             }
         }
     }
@@ -249,7 +376,11 @@ fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
             pattern: route.path.clone(),
             methods: route.methods.clone(),
             hosts: route.hosts.clone(),
-            headers: route.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: route
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             value: i,
         };
         if let Err(e) = builder.add(spec) {
@@ -258,8 +389,15 @@ fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
     }
     if let Err(e) = builder.build() {
         // The builder numbers routes in the order they were added: the index into `routes`.
-        let path = routes.get(e.index()).map(|(p, _)| format!("{p}.path")).unwrap_or_default();
-        let other = e.other_index().and_then(|i| routes.get(i)).map(|(p, _)| format!(" (see {p})")).unwrap_or_default();
+        let path = routes
+            .get(e.index())
+            .map(|(p, _)| format!("{p}.path"))
+            .unwrap_or_default();
+        let other = e
+            .other_index()
+            .and_then(|i| routes.get(i))
+            .map(|(p, _)| format!(" (see {p})"))
+            .unwrap_or_default();
         errs.push(path, format!("{e}{other}"));
     }
 }
@@ -278,13 +416,17 @@ mod tests {
 
     #[test]
     fn a_valid_document_has_no_errors() {
-        let yaml = format!("{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /v1/orders }}, {{ path: \"=/v1/ping\", methods: [GET] }}]\n");
+        let yaml = format!(
+            "{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /v1/orders }}, {{ path: \"=/v1/ping\", methods: [GET] }}]\n"
+        );
         assert_eq!(check(&yaml), vec![]);
     }
 
     #[test]
     fn unknown_upstream_is_named_with_its_path() {
-        let yaml = format!("{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: nope\n");
+        let yaml = format!(
+            "{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: nope\n"
+        );
         let errs = check(&yaml);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path, "apis[0].versions[0].upstream");
@@ -293,7 +435,9 @@ mod tests {
 
     #[test]
     fn conflicting_routes_are_rejected() {
-        let yaml = format!("{BASE}apis:\n  - name: a\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /x }}]\n  - name: b\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /x, methods: [GET] }}]\n");
+        let yaml = format!(
+            "{BASE}apis:\n  - name: a\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /x }}]\n  - name: b\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /x, methods: [GET] }}]\n"
+        );
         let errs = check(&yaml);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].message.contains("conflicts"), "{errs:?}");

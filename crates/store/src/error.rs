@@ -10,7 +10,9 @@ pub enum StoreError {
     },
     #[error("unsupported database URL `{0}`: use sqlite:PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
-    #[error("the configuration changed meanwhile (expected revision {expected}, found {actual}); plan again")]
+    #[error(
+        "the configuration changed meanwhile (expected revision {expected}, found {actual}); plan again"
+    )]
     Conflict { expected: i64, actual: i64 },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),

@@ -19,34 +19,63 @@ const MIGRATIONS: &[Migration] = &[Migration {
     postgres: include_str!("../migrations/postgres/0001_config.sql"),
 }];
 
-const CREATE_TABLE: &str =
-    "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
 
 macro_rules! run_migrations {
     ($pool:expr, $sql:ident, $lock:expr) => {{
-        $pool.execute(CREATE_TABLE).await.map_err(|source| StoreError::Migration { version: 0, source })?;
+        $pool
+            .execute(CREATE_TABLE)
+            .await
+            .map_err(|source| StoreError::Migration { version: 0, source })?;
         for m in MIGRATIONS {
-            let mut tx = $pool.begin().await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            let mut tx = $pool
+                .begin()
+                .await
+                .map_err(|source| StoreError::Migration {
+                    version: m.version,
+                    source,
+                })?;
             if let Some(lock) = $lock {
-                sqlx::query(lock).execute(&mut *tx).await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+                sqlx::query(lock)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: m.version,
+                        source,
+                    })?;
             }
             let done = sqlx::query("SELECT COUNT(*) FROM tollgate_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_one(&mut *tx)
                 .await
                 .and_then(|row| row.try_get::<i64, _>(0))
-                .map_err(|source| StoreError::Migration { version: m.version, source })?;
+                .map_err(|source| StoreError::Migration {
+                    version: m.version,
+                    source,
+                })?;
             if done > 0 {
                 continue;
             }
-            sqlx::raw_sql(m.$sql).execute(&mut *tx).await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+            sqlx::raw_sql(m.$sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migration {
+                    version: m.version,
+                    source,
+                })?;
             sqlx::query("INSERT INTO tollgate_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(m.version)
                 .bind(crate::now_rfc3339())
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| StoreError::Migration { version: m.version, source })?;
-            tx.commit().await.map_err(|source| StoreError::Migration { version: m.version, source })?;
+                .map_err(|source| StoreError::Migration {
+                    version: m.version,
+                    source,
+                })?;
+            tx.commit().await.map_err(|source| StoreError::Migration {
+                version: m.version,
+                source,
+            })?;
             tracing::info!(version = m.version, "applied store migration");
         }
         Ok(())
@@ -56,6 +85,8 @@ macro_rules! run_migrations {
 pub(crate) async fn run(pool: &Pool) -> Result<(), StoreError> {
     match pool {
         Pool::Sqlite(p) => run_migrations!(p, sqlite, None::<&str>),
-        Pool::Postgres(p) => run_migrations!(p, postgres, Some("SELECT pg_advisory_xact_lock(727100)")),
+        Pool::Postgres(p) => {
+            run_migrations!(p, postgres, Some("SELECT pg_advisory_xact_lock(727100)"))
+        }
     }
 }

@@ -33,11 +33,13 @@ pub(crate) use with_pool;
 /// (the row lock on PostgreSQL), and yields the new revision.
 macro_rules! bump_revision {
     ($tx:ident) => {
-        sqlx::query("UPDATE tollgate_meta SET value = value + 1 WHERE key = 'revision' RETURNING value")
-            .fetch_one(&mut *$tx)
-            .await
-            .and_then(|r| r.try_get::<i64, _>(0))
-            .context("bumping the revision")?
+        sqlx::query(
+            "UPDATE tollgate_meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+        )
+        .fetch_one(&mut *$tx)
+        .await
+        .and_then(|r| r.try_get::<i64, _>(0))
+        .context("bumping the revision")?
     };
 }
 pub(crate) use bump_revision;
@@ -85,14 +87,19 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend()).finish()
+        f.debug_struct("Store")
+            .field("backend", &self.backend())
+            .finish()
     }
 }
 
 impl Store {
     /// Opens `sqlite:PATH` / `sqlite://PATH` or `postgres://…` and applies migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             Store::open_sqlite(Path::new(path)).await
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).context("reading the PostgreSQL URL")?;
@@ -132,7 +139,10 @@ impl Store {
 
     async fn start(pool: Pool) -> Result<Store, StoreError> {
         crate::migrate::run(&pool).await?;
-        Ok(Store { pool, write: tokio::sync::Mutex::new(()) })
+        Ok(Store {
+            pool,
+            write: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -200,13 +210,21 @@ impl Store {
     /// Writes a plan in one transaction: bumps the revision, writes every entity and
     /// appends the change log. With `expected`, fails with [`StoreError::Conflict`] if
     /// someone else wrote since that revision. An empty plan writes nothing.
-    pub async fn commit(&self, plan: &Plan, actor: &str, expected: Option<i64>) -> Result<i64, StoreError> {
+    pub async fn commit(
+        &self,
+        plan: &Plan,
+        actor: &str,
+        expected: Option<i64>,
+    ) -> Result<i64, StoreError> {
         if plan.is_empty() {
             let current = self.revision().await?;
             if let Some(expected) = expected
                 && expected != current
             {
-                return Err(StoreError::Conflict { expected, actual: current });
+                return Err(StoreError::Conflict {
+                    expected,
+                    actual: current,
+                });
             }
             return Ok(current);
         }
@@ -278,4 +296,3 @@ impl Store {
         .context("reading the change log"))
     }
 }
-

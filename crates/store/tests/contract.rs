@@ -12,12 +12,15 @@ use tollgate_model::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 use tollgate_store::{Store, StoreError, TokenRecord};
 
 fn pg_url() -> String {
-    std::env::var("TOLLGATE_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TOLLGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(&dir.path().join("tollgate.db")).await.unwrap();
+    let store = Store::open_sqlite(&dir.path().join("tollgate.db"))
+        .await
+        .unwrap();
     (store, dir)
 }
 
@@ -28,8 +31,14 @@ async fn postgres(test: &str) -> Option<Store> {
     let admin = PgConnectOptions::from_str(&url).unwrap();
     let setup = async {
         let pool = sqlx::PgPool::connect_with(admin.clone()).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(&pool)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&pool)
+            .await?;
         Ok::<_, sqlx::Error>(())
     };
     if let Err(e) = setup.await {
@@ -44,7 +53,11 @@ async fn postgres(test: &str) -> Option<Store> {
 }
 
 fn change(op: ChangeOp, kind: EntityKind, name: &str, body: Option<serde_json::Value>) -> Change {
-    Change { op, key: EntityKey::new(kind, name), body }
+    Change {
+        op,
+        key: EntityKey::new(kind, name),
+        body,
+    }
 }
 
 macro_rules! contract {
@@ -86,42 +99,98 @@ async fn starts_empty_at_revision_zero(store: Store) {
 async fn commit_bumps_revision_once_and_logs_each_entity(store: Store) {
     let plan = Plan {
         changes: vec![
-            change(ChangeOp::Create, EntityKind::Upstream, "a", Some(json!({"name": "a"}))),
-            change(ChangeOp::Create, EntityKind::Upstream, "b", Some(json!({"name": "b"}))),
+            change(
+                ChangeOp::Create,
+                EntityKind::Upstream,
+                "a",
+                Some(json!({"name": "a"})),
+            ),
+            change(
+                ChangeOp::Create,
+                EntityKind::Upstream,
+                "b",
+                Some(json!({"name": "b"})),
+            ),
         ],
     };
     let rev = store.commit(&plan, "alice", Some(0)).await.unwrap();
     assert_eq!(rev, 1);
     let log = store.changes(0, 100).await.unwrap();
     assert_eq!(log.len(), 2);
-    assert!(log.iter().all(|c| c.revision == 1 && c.actor == "alice" && c.op == "create" && c.kind == "upstream"));
+    assert!(log.iter().all(|c| c.revision == 1
+        && c.actor == "alice"
+        && c.op == "create"
+        && c.kind == "upstream"));
     assert!(!log[0].at.is_empty());
-    let del = Plan { changes: vec![change(ChangeOp::Delete, EntityKind::Upstream, "a", None)] };
+    let del = Plan {
+        changes: vec![change(ChangeOp::Delete, EntityKind::Upstream, "a", None)],
+    };
     assert_eq!(store.commit(&del, "bob", None).await.unwrap(), 2);
     let log = store.changes(1, 100).await.unwrap();
     assert_eq!(log.len(), 1);
-    assert_eq!((log[0].op.as_str(), log[0].name.as_str(), log[0].actor.as_str()), ("delete", "a", "bob"));
+    assert_eq!(
+        (
+            log[0].op.as_str(),
+            log[0].name.as_str(),
+            log[0].actor.as_str()
+        ),
+        ("delete", "a", "bob")
+    );
 }
 
 async fn load_returns_what_was_committed(store: Store) {
     let body = json!({"name": "orders", "title": "Orders — ünïcode"});
-    let plan = Plan { changes: vec![change(ChangeOp::Create, EntityKind::Api, "orders", Some(body.clone()))] };
+    let plan = Plan {
+        changes: vec![change(
+            ChangeOp::Create,
+            EntityKind::Api,
+            "orders",
+            Some(body.clone()),
+        )],
+    };
     store.commit(&plan, "t", None).await.unwrap();
     let updated = json!({"name": "orders", "title": "Orders v2"});
-    let plan = Plan { changes: vec![change(ChangeOp::Update, EntityKind::Api, "orders", Some(updated.clone()))] };
+    let plan = Plan {
+        changes: vec![change(
+            ChangeOp::Update,
+            EntityKind::Api,
+            "orders",
+            Some(updated.clone()),
+        )],
+    };
     store.commit(&plan, "t", None).await.unwrap();
     let (rev, set) = store.load().await.unwrap();
     assert_eq!(rev, 2);
-    assert_eq!(set.0.get(&EntityKey::new(EntityKind::Api, "orders")), Some(&updated));
+    assert_eq!(
+        set.0.get(&EntityKey::new(EntityKind::Api, "orders")),
+        Some(&updated)
+    );
     assert_eq!(set.0.len(), 1);
 }
 
 async fn stale_expected_revision_is_a_conflict_and_writes_nothing(store: Store) {
-    let plan = Plan { changes: vec![change(ChangeOp::Create, EntityKind::Policy, "p", Some(json!({})))] };
+    let plan = Plan {
+        changes: vec![change(
+            ChangeOp::Create,
+            EntityKind::Policy,
+            "p",
+            Some(json!({})),
+        )],
+    };
     store.commit(&plan, "t", None).await.unwrap();
-    let other = Plan { changes: vec![change(ChangeOp::Create, EntityKind::Policy, "q", Some(json!({})))] };
+    let other = Plan {
+        changes: vec![change(
+            ChangeOp::Create,
+            EntityKind::Policy,
+            "q",
+            Some(json!({})),
+        )],
+    };
     match store.commit(&other, "t", Some(0)).await {
-        Err(StoreError::Conflict { expected: 0, actual: 1 }) => {}
+        Err(StoreError::Conflict {
+            expected: 0,
+            actual: 1,
+        }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     let (rev, set) = store.load().await.unwrap();
@@ -131,8 +200,14 @@ async fn stale_expected_revision_is_a_conflict_and_writes_nothing(store: Store) 
 }
 
 async fn empty_plan_writes_nothing(store: Store) {
-    assert_eq!(store.commit(&Plan::default(), "t", Some(0)).await.unwrap(), 0);
-    assert!(matches!(store.commit(&Plan::default(), "t", Some(5)).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(
+        store.commit(&Plan::default(), "t", Some(0)).await.unwrap(),
+        0
+    );
+    assert!(matches!(
+        store.commit(&Plan::default(), "t", Some(5)).await,
+        Err(StoreError::Conflict { .. })
+    ));
     assert!(store.changes(0, 10).await.unwrap().is_empty());
 }
 
@@ -143,7 +218,12 @@ async fn concurrent_commits_get_distinct_revisions(store: Store) {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let plan = Plan {
-                changes: vec![change(ChangeOp::Create, EntityKind::Upstream, &format!("u{i}"), Some(json!({"i": i})))],
+                changes: vec![change(
+                    ChangeOp::Create,
+                    EntityKind::Upstream,
+                    &format!("u{i}"),
+                    Some(json!({"i": i})),
+                )],
             };
             store.commit(&plan, "t", None).await.unwrap()
         }));
@@ -173,7 +253,15 @@ async fn tokens_are_kept_hashed_and_revocable(store: Store) {
     assert_eq!(store.tokens().await.unwrap().len(), 1);
     assert!(store.revoke_token("abc", "t").await.unwrap());
     assert!(!store.revoke_token("abc", "t").await.unwrap());
-    assert!(store.token("abc").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .token("abc")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
     assert!(store.token("nope").await.unwrap().is_none());
     // Token writes are changes too: they bump the revision and are logged.
     assert_eq!(store.revision().await.unwrap(), 2);
@@ -184,7 +272,14 @@ async fn reopening_a_sqlite_file_keeps_data_and_runs_migrations_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tollgate.db");
     let store = Store::open_sqlite(&path).await.unwrap();
-    let plan = Plan { changes: vec![change(ChangeOp::Create, EntityKind::Api, "a", Some(json!({"name": "a"})))] };
+    let plan = Plan {
+        changes: vec![change(
+            ChangeOp::Create,
+            EntityKind::Api,
+            "a",
+            Some(json!({"name": "a"})),
+        )],
+    };
     store.commit(&plan, "t", None).await.unwrap();
     drop(store);
     let store = Store::open_sqlite(&path).await.unwrap();

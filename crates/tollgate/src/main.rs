@@ -1,1 +1,102 @@
-fn main() {}
+//! The `tollgate` binary: command-line parsing and wiring only. Each subcommand lives in
+//! its own module and calls into the library crates.
+
+mod configfile;
+mod demo;
+mod remote;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "API gateway and API management in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: proxy, admin API and control loop.
+    Serve(serve::ServeArgs),
+    /// Run a node on a temporary data directory with a sample upstream and configuration.
+    Demo(serve::ServeArgs),
+    /// Apply a declarative configuration file to a running node.
+    Apply {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Show the plan without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete entities the file does not contain.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Write the live configuration as declarative YAML (or JSON).
+    Export {
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// yaml (default) or json.
+        #[arg(long, default_value = "yaml")]
+        format: String,
+        #[command(flatten)]
+        remote: remote::RemoteArgs,
+    },
+    /// Check a configuration file without a server; errors name file:line:column.
+    Validate {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+}
+
+/// Exit codes (CONTRACT §1): 0 success, 1 runtime failure, 2 usage or validation error.
+pub enum Failure {
+    Runtime(String),
+    Invalid(String),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(format!("{e:#}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args, None),
+        Command::Demo(args) => demo::run(args),
+        Command::Apply {
+            file,
+            dry_run,
+            prune,
+            remote,
+        } => remote::apply(&file, dry_run, prune, &remote),
+        Command::Export {
+            output,
+            format,
+            remote,
+        } => remote::export(output.as_deref(), &format, &remote),
+        Command::Validate { file } => configfile::validate_command(&file),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Runtime(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Invalid(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}

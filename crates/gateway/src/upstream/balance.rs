@@ -25,7 +25,12 @@ const MAX_SCHEDULE: u32 = 4096;
 impl Balancer {
     pub fn new(kind: Balance, weights: Vec<u32>) -> Self {
         let schedule = smooth_schedule(&weights);
-        Balancer { kind, weights, schedule, cursor: AtomicUsize::new(fastrand::usize(..1024)) }
+        Balancer {
+            kind,
+            weights,
+            schedule,
+            cursor: AtomicUsize::new(fastrand::usize(..1024)),
+        }
     }
 
     /// Picks a target index among `targets`, skipping ineligible ones and `tried`.
@@ -36,7 +41,8 @@ impl Balancer {
         hash_key: Option<u64>,
         cooldown: Option<Duration>,
     ) -> Option<usize> {
-        let ok = |i: usize| self.weights[i] > 0 && !tried.contains(&i) && targets[i].eligible(cooldown);
+        let ok =
+            |i: usize| self.weights[i] > 0 && !tried.contains(&i) && targets[i].eligible(cooldown);
         match (self.kind, hash_key) {
             (Balance::RoundRobin, _) | (Balance::Hash, None) => self.round_robin(&ok),
             (Balance::LeastConn, _) => {
@@ -48,7 +54,8 @@ impl Balancer {
                         continue;
                     }
                     // Compare load per unit of weight without division.
-                    let load = (targets[i].in_flight.load(Ordering::Relaxed) as u64 + 1) * 1_000_000
+                    let load = (targets[i].in_flight.load(Ordering::Relaxed) as u64 + 1)
+                        * 1_000_000
                         / u64::from(self.weights[i]);
                     if best.is_none_or(|(_, b)| load < b) {
                         best = Some((i, load));
@@ -57,7 +64,10 @@ impl Balancer {
                 best.map(|(i, _)| i)
             }
             (Balance::Random, _) => {
-                let total: u64 = (0..targets.len()).filter(|&i| ok(i)).map(|i| u64::from(self.weights[i])).sum();
+                let total: u64 = (0..targets.len())
+                    .filter(|&i| ok(i))
+                    .map(|i| u64::from(self.weights[i]))
+                    .sum();
                 if total == 0 {
                     return None;
                 }
@@ -89,7 +99,9 @@ impl Balancer {
             return None;
         }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..len).map(|k| self.schedule[(start + k) % len]).find(|&i| ok(i))
+        (0..len)
+            .map(|k| self.schedule[(start + k) % len])
+            .find(|&i| ok(i))
     }
 }
 
@@ -124,7 +136,11 @@ fn smooth_schedule(weights: &[u32]) -> Vec<usize> {
         for (c, w) in current.iter_mut().zip(&scaled) {
             *c += w;
         }
-        let (best, _) = current.iter().enumerate().max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i))).unwrap_or((0, &0));
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+            .unwrap_or((0, &0));
         current[best] -= total;
         out.push(best);
     }
@@ -143,7 +159,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let url = format!("http://127.0.0.1:{}", 1000 + i);
-                Arc::new(TargetState::new("t", &url, format!("127.0.0.1:{}", 1000 + i).parse().unwrap()))
+                Arc::new(TargetState::new(
+                    "t",
+                    &url,
+                    format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                ))
             })
             .collect()
     }
@@ -175,10 +195,16 @@ mod tests {
     fn hashing_is_sticky_and_moves_only_lost_keys() {
         let t = targets(4);
         let b = Balancer::new(Balance::Hash, vec![100; 4]);
-        let before: Vec<_> = (0..200u64).map(|k| b.pick(&t, &[], Some(k), None).unwrap()).collect();
-        let again: Vec<_> = (0..200u64).map(|k| b.pick(&t, &[], Some(k), None).unwrap()).collect();
+        let before: Vec<_> = (0..200u64)
+            .map(|k| b.pick(&t, &[], Some(k), None).unwrap())
+            .collect();
+        let again: Vec<_> = (0..200u64)
+            .map(|k| b.pick(&t, &[], Some(k), None).unwrap())
+            .collect();
         assert_eq!(before, again);
-        let after: Vec<_> = (0..200u64).map(|k| b.pick(&t, &[2], Some(k), None).unwrap()).collect();
+        let after: Vec<_> = (0..200u64)
+            .map(|k| b.pick(&t, &[2], Some(k), None).unwrap())
+            .collect();
         for (b, a) in before.iter().zip(&after) {
             if *b != 2 {
                 assert_eq!(b, a);

@@ -78,14 +78,21 @@ async fn probe_loop(pool: Arc<UpstreamPool>, cfg: ActiveHealth) {
 }
 
 async fn probe(pool: &UpstreamPool, authority: &http::uri::Authority, cfg: &ActiveHealth) -> bool {
-    let Ok(uri) = Uri::builder().scheme("http").authority(authority.clone()).path_and_query(cfg.path.as_str()).build()
+    let Ok(uri) = Uri::builder()
+        .scheme("http")
+        .authority(authority.clone())
+        .path_and_query(cfg.path.as_str())
+        .build()
     else {
         return false;
     };
     let mut req = Request::new(empty());
     *req.method_mut() = Method::GET;
     *req.uri_mut() = uri;
-    req.headers_mut().insert(http::header::USER_AGENT, http::HeaderValue::from_static("tollgate-health"));
+    req.headers_mut().insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("tollgate-health"),
+    );
     match tokio::time::timeout(cfg.timeout.as_std(), pool.client.request(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();

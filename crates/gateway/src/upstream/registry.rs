@@ -34,7 +34,10 @@ pub struct UpstreamPool {
 
 impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamPool").field("name", &self.name).field("targets", &self.targets).finish()
+        f.debug_struct("UpstreamPool")
+            .field("name", &self.name)
+            .field("targets", &self.targets)
+            .finish()
     }
 }
 
@@ -64,7 +67,12 @@ impl Registry {
             let authority = url
                 .strip_prefix("http://")
                 .and_then(|a| a.parse().ok())
-                .ok_or_else(|| format!("upstream {}: target `{}` is not http://host:port", up.name, t.url))?;
+                .ok_or_else(|| {
+                    format!(
+                        "upstream {}: target `{}` is not http://host:port",
+                        up.name, t.url
+                    )
+                })?;
             let state = lock(&self.targets)
                 .entry((up.name.clone(), url.clone()))
                 .or_insert_with(|| Arc::new(TargetState::new(&up.name, &url, authority)))
@@ -96,7 +104,10 @@ impl Registry {
     }
 
     fn client(&self, connect_timeout: Duration, protocol: UpstreamProtocol) -> HttpClient {
-        let key = (u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX), protocol);
+        let key = (
+            u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
+            protocol,
+        );
         lock(&self.clients)
             .entry(key)
             .or_insert_with(|| {

@@ -30,7 +30,10 @@ pub struct TargetState {
 
 impl std::fmt::Debug for TargetState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TargetState").field("url", &self.url).field("healthy", &self.is_healthy()).finish()
+        f.debug_struct("TargetState")
+            .field("url", &self.url)
+            .field("healthy", &self.is_healthy())
+            .finish()
     }
 }
 
@@ -80,7 +83,9 @@ impl TargetState {
         match cooldown {
             Some(c) => {
                 let since = self.down_since_ms.load(Ordering::Relaxed);
-                if now_ms().saturating_sub(since) >= u64::try_from(c.as_millis()).unwrap_or(u64::MAX) {
+                if now_ms().saturating_sub(since)
+                    >= u64::try_from(c.as_millis()).unwrap_or(u64::MAX)
+                {
                     self.passive_failures.store(0, Ordering::Relaxed);
                     self.set_healthy(true);
                     true

@@ -1,0 +1,222 @@
+//! `apply` and `export`: talking to a running node's admin API.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::{Failure, configfile};
+
+#[derive(clap::Args)]
+pub struct RemoteArgs {
+    /// Admin API address.
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8001"
+    )]
+    admin_url: String,
+    /// Admin token (bearer).
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The failure to report for a non-success answer.
+    fn failure(&self) -> Failure {
+        let problem = self.json();
+        let detail = problem["detail"].as_str().unwrap_or("").to_string();
+        match self.status {
+            StatusCode::UNAUTHORIZED => Failure::Runtime(format!(
+                "the admin API refused the token ({detail}); set TOLLGATE_ADMIN_TOKEN or --admin-token"
+            )),
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+                let mut lines = vec![format!("rejected: {detail}")];
+                for e in problem["errors"].as_array().into_iter().flatten() {
+                    lines.push(format!(
+                        "  {}: {}",
+                        e["path"].as_str().unwrap_or(""),
+                        e["message"].as_str().unwrap_or("")
+                    ));
+                }
+                lines.push("nothing applied".into());
+                Failure::Invalid(lines.join("\n"))
+            }
+            s => Failure::Runtime(format!("admin API answered {s}: {detail}")),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start: {e}")))
+}
+
+async fn call(
+    remote: &RemoteArgs,
+    method: Method,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Answer, Failure> {
+    let token = remote
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Failure::Invalid(
+                "no admin token: set TOLLGATE_ADMIN_TOKEN or pass --admin-token".into(),
+            )
+        })?;
+    let url = format!("{}{path}", remote.admin_url.trim_end_matches('/'));
+    let mut req = Request::builder()
+        .method(method)
+        .uri(&url)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Full::new(body))
+        .map_err(|e| Failure::Invalid(format!("bad admin URL `{url}`: {e}")))?;
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(value),
+        ) {
+            req.headers_mut().insert(n, v);
+        }
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(120), client.request(req))
+        .await
+        .map_err(|_| {
+            Failure::Runtime(format!(
+                "the admin API at {} did not answer in time",
+                remote.admin_url
+            ))
+        })?
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "cannot reach the admin API at {}: {e}",
+                remote.admin_url
+            ))
+        })?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| Failure::Runtime(format!("reading the admin API's answer: {e}")))?
+        .to_bytes();
+    Ok(Answer { status, body })
+}
+
+fn print_plan(outcome: &Value) {
+    let changes = outcome["plan"]["changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in &changes {
+        let sign = match c["op"].as_str() {
+            Some("create") => "+",
+            Some("update") => "~",
+            Some("delete") => "-",
+            _ => "?",
+        };
+        println!(
+            "{sign} {} {} {}",
+            c["op"].as_str().unwrap_or(""),
+            c["kind"].as_str().unwrap_or(""),
+            c["name"].as_str().unwrap_or("")
+        );
+    }
+    println!("plan: {}", outcome["summary"].as_str().unwrap_or(""));
+}
+
+pub fn apply(file: &Path, dry_run: bool, prune: bool, remote: &RemoteArgs) -> Result<(), Failure> {
+    let doc = configfile::load(file, prune)?;
+    let body = Bytes::from(serde_json::to_vec(&doc).map_err(|e| Failure::Runtime(e.to_string()))?);
+    runtime()?.block_on(async {
+        let query = format!("/api/config?dry_run=true&prune={prune}");
+        let ct = [("content-type", "application/json".to_string())];
+        let planned = call(remote, Method::PUT, &query, &ct, body.clone()).await?;
+        if !planned.status.is_success() {
+            return Err(planned.failure());
+        }
+        let plan = planned.json();
+        print_plan(&plan);
+        let changes = plan["plan"]["changes"].as_array().map_or(0, Vec::len);
+        if dry_run {
+            println!("dry run: nothing applied");
+            return Ok(());
+        }
+        if changes == 0 {
+            println!("nothing to apply (revision {})", plan["revision"]);
+            return Ok(());
+        }
+        let base = plan["base_revision"].as_i64().unwrap_or(0);
+        let headers = [ct[0].clone(), ("if-match", format!("\"{base}\""))];
+        let applied = call(
+            remote,
+            Method::PUT,
+            &format!("/api/config?prune={prune}"),
+            &headers,
+            body,
+        )
+        .await?;
+        if applied.status == StatusCode::PRECONDITION_FAILED {
+            return Err(Failure::Runtime(
+                "the configuration changed while applying; run apply again to re-plan".into(),
+            ));
+        }
+        if !applied.status.is_success() {
+            return Err(applied.failure());
+        }
+        println!("applied: revision {}", applied.json()["revision"]);
+        Ok(())
+    })
+}
+
+pub fn export(output: Option<&Path>, format: &str, remote: &RemoteArgs) -> Result<(), Failure> {
+    if format != "yaml" && format != "json" {
+        return Err(Failure::Invalid(format!(
+            "unknown format `{format}`: use yaml or json"
+        )));
+    }
+    runtime()?.block_on(async {
+        let answer = call(
+            remote,
+            Method::GET,
+            &format!("/api/config?format={format}"),
+            &[],
+            Bytes::new(),
+        )
+        .await?;
+        if !answer.status.is_success() {
+            return Err(answer.failure());
+        }
+        match output {
+            Some(path) => std::fs::write(path, &answer.body)
+                .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?,
+            None => {
+                use std::io::Write;
+                std::io::stdout()
+                    .write_all(&answer.body)
+                    .map_err(|e| Failure::Runtime(format!("cannot write the export: {e}")))?;
+            }
+        }
+        Ok(())
+    })
+}

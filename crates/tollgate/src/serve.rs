@@ -1,0 +1,340 @@
+//! `tollgate serve`: open the store, load the configuration, start the proxy and admin
+//! listeners, keep the gateway in step with the store, and drain on shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tollgate_admin::{AdminState, Role, generate_token, hash_token, sync_from_store};
+use tollgate_gateway::{Defaults, Gateway, ListenerSettings};
+use tollgate_model::Document;
+use tollgate_store::{Store, TokenRecord};
+
+use crate::{Failure, configfile};
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    /// Declarative configuration applied at start (entities it lacks are kept).
+    #[arg(long, env = "TOLLGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the embedded database and node files live.
+    #[arg(long, env = "TOLLGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` for cluster mode; default: SQLite in the data directory.
+    #[arg(long, env = "TOLLGATE_DATABASE")]
+    pub database: Option<String>,
+    /// `redis://…` for cluster-wide limits.
+    #[arg(long, env = "TOLLGATE_REDIS")]
+    pub redis: Option<String>,
+    /// This node's name in logs and node lists (default: the host name).
+    #[arg(long, env = "TOLLGATE_NODE_NAME")]
+    pub node_name: Option<String>,
+    #[arg(long, env = "TOLLGATE_PROXY_LISTEN", default_value = "0.0.0.0:8000")]
+    pub proxy_listen: SocketAddr,
+    #[arg(long, env = "TOLLGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
+    pub admin_listen: SocketAddr,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "TOLLGATE_WORKERS")]
+    pub workers: Option<usize>,
+    /// How long in-flight requests may take to finish on shutdown.
+    #[arg(long, env = "TOLLGATE_DRAIN_TIMEOUT", default_value = "30s")]
+    pub drain_timeout: tollgate_model::Duration,
+    /// Time a client has to send its request headers.
+    #[arg(long, env = "TOLLGATE_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: tollgate_model::Duration,
+    /// Largest request head (request line + headers).
+    #[arg(long, env = "TOLLGATE_MAX_HEADER_SIZE", default_value = "64KB")]
+    pub max_header_size: tollgate_model::ByteSize,
+    /// Largest request body when no `request_size` policy applies.
+    #[arg(long, env = "TOLLGATE_MAX_BODY_SIZE", default_value = "16MB")]
+    pub max_body_size: tollgate_model::ByteSize,
+    /// `text` or `json` log lines.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// What `demo` adds to a plain `serve`.
+pub struct Extras {
+    /// Configuration applied after the store opens.
+    pub config: Document,
+    /// Called once the node is serving, with the admin token it printed or made.
+    pub on_ready: Box<dyn FnOnce(&str) + Send>,
+    /// Always make (and hand to `on_ready`) a fresh owner token.
+    pub fresh_token: bool,
+    /// Started inside the runtime before the configuration is applied.
+    pub start: Box<dyn FnOnce() + Send>,
+}
+
+pub fn run(args: ServeArgs, extras: Option<Extras>) -> Result<(), Failure> {
+    init_logging(&args.log_format)?;
+    if args.redis.is_some() {
+        return Err(Failure::Invalid(
+            "--redis: cluster-wide limits are not part of this build; start without --redis".into(),
+        ));
+    }
+    // Reject a bad configuration file before anything starts.
+    let file_config = match &args.config {
+        Some(path) => Some(configfile::load(path, false)?),
+        None => None,
+    };
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt
+        .build()
+        .map_err(|e| Failure::Runtime(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(serve(args, file_config, extras))
+}
+
+fn init_logging(format: &str) -> Result<(), Failure> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        "text" => builder.try_init(),
+        "json" => builder.json().try_init(),
+        other => {
+            return Err(Failure::Invalid(format!(
+                "--log-format `{other}`: use text or json"
+            )));
+        }
+    };
+    result.map_err(|e| Failure::Runtime(format!("cannot start logging: {e}")))
+}
+
+fn install_metrics() -> Result<PrometheusHandle, Failure> {
+    let buckets = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ];
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+        .map_err(|e| Failure::Runtime(format!("metrics: {e}")))?
+        .install_recorder()
+        .map_err(|e| Failure::Runtime(format!("metrics: {e}")))?;
+    tollgate_gateway::metrics::describe();
+    Ok(handle)
+}
+
+async fn open_store(args: &ServeArgs) -> Result<Store, Failure> {
+    let url = match &args.database {
+        Some(url) => url.clone(),
+        None => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./tollgate-data"));
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failure::Runtime(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+            format!("sqlite:{}", dir.join("tollgate.db").display())
+        }
+    };
+    Store::connect(&url)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot open the store: {e}")))
+}
+
+/// The first admin credential (CONTRACT §1): `TOLLGATE_ADMIN_TOKEN` if set, else a random
+/// token made on first start and printed once. Returns the token when it was made here.
+async fn bootstrap_token(store: &Store, fresh: bool) -> Result<Option<String>, Failure> {
+    let fail = |e: tollgate_store::StoreError| Failure::Runtime(format!("admin token: {e}"));
+    if let Ok(token) = std::env::var("TOLLGATE_ADMIN_TOKEN")
+        && !token.is_empty()
+    {
+        if token.len() < 16 {
+            return Err(Failure::Invalid(
+                "TOLLGATE_ADMIN_TOKEN must be at least 16 characters".into(),
+            ));
+        }
+        let hash = hash_token(&token);
+        let current = store.token("bootstrap").await.map_err(fail)?;
+        if current
+            .as_ref()
+            .is_none_or(|t| t.secret_hash != hash || t.revoked_at.is_some())
+        {
+            let record = TokenRecord {
+                id: "bootstrap".into(),
+                name: "bootstrap (TOLLGATE_ADMIN_TOKEN)".into(),
+                secret_hash: hash,
+                role: Role::Owner.as_str().into(),
+                created_at: tollgate_store::now_rfc3339(),
+                expires_at: None,
+                revoked_at: None,
+            };
+            store.put_token(&record, "bootstrap").await.map_err(fail)?;
+        }
+        return Ok(fresh.then_some(token));
+    }
+    let any_live = store
+        .tokens()
+        .await
+        .map_err(fail)?
+        .iter()
+        .any(|t| t.revoked_at.is_none());
+    if any_live && !fresh {
+        return Ok(None);
+    }
+    let (token, record) = generate_token("first admin token", Role::Owner, None);
+    store.put_token(&record, "bootstrap").await.map_err(fail)?;
+    Ok(Some(token))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
+}
+
+async fn serve(
+    args: ServeArgs,
+    file_config: Option<Document>,
+    mut extras: Option<Extras>,
+) -> Result<(), Failure> {
+    let prometheus = install_metrics()?;
+    if let Some(e) = extras.as_mut() {
+        std::mem::replace(&mut e.start, Box::new(|| {}))();
+    }
+    let store = Arc::new(open_store(&args).await?);
+    let fresh = extras.as_ref().is_some_and(|e| e.fresh_token);
+    let made_token = bootstrap_token(&store, fresh).await?;
+    if let (Some(token), false) = (&made_token, fresh) {
+        println!("Admin API token (shown once, stored hashed): {token}");
+    }
+
+    let gateway = Gateway::new(Defaults {
+        max_body: args.max_body_size.0,
+    });
+    let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
+    sync_from_store(&store, &gateway)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let startup_docs = file_config
+        .into_iter()
+        .map(|d| (d, "config-file"))
+        .chain(extras.as_ref().map(|e| (e.config.clone(), "demo")));
+    for (doc, actor) in startup_docs {
+        let outcome = tollgate_admin::apply_config(&state, &doc, false, actor)
+            .await
+            .map_err(|e| {
+                let details: Vec<String> = e
+                    .errors
+                    .iter()
+                    .map(|l| format!("  {}: {}", l.path, l.message))
+                    .collect();
+                Failure::Invalid(format!(
+                    "configuration rejected: {}\n{}",
+                    e.detail,
+                    details.join("\n")
+                ))
+            })?;
+        tracing::info!(revision = outcome.revision, summary = %outcome.summary, "startup configuration applied");
+    }
+    state
+        .loaded
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let proxy_listener = bind(args.proxy_listen, "proxy").await?;
+    let admin_listener = bind(args.admin_listen, "admin API").await?;
+    let proxy_addr = proxy_listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), node = ?args.node_name, "tollgate is serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = spawn_background(store.clone(), gateway.clone(), prometheus, stop_rx.clone());
+
+    let admin_router = tollgate_admin::router(state.clone());
+    let mut admin_stop = stop_rx.clone();
+    let admin_task = tokio::spawn(async move {
+        let served = axum::serve(admin_listener, admin_router.into_make_service())
+            .with_graceful_shutdown(async move {
+                let _ = admin_stop.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+
+    if let Some(extras) = extras {
+        let token = made_token.clone().unwrap_or_default();
+        (extras.on_ready)(&token);
+    }
+
+    let settings = ListenerSettings {
+        max_header_bytes: usize::try_from(args.max_header_size.0).unwrap_or(usize::MAX),
+        header_read_timeout: args.header_timeout.as_std(),
+        drain_timeout: args.drain_timeout.as_std(),
+        ..ListenerSettings::default()
+    };
+    tollgate_gateway::serve(proxy_listener, gateway, settings, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
+    background.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keeps the gateway at the store's revision (changes made by other nodes or tools) and
+/// the metrics exporter tidy.
+fn spawn_background(
+    store: Arc<Store>,
+    gateway: Arc<Gateway>,
+    prometheus: PrometheusHandle,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut upkeep = 0u32;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = sync_from_store(&store, &gateway).await {
+                tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
+            }
+            upkeep += 1;
+            if upkeep % 5 == 0 {
+                prometheus.run_upkeep();
+            }
+        }
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; draining");
+}

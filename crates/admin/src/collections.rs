@@ -88,6 +88,7 @@ async fn write(
         },
         None,
         false,
+        None,
     )
     .await
 }

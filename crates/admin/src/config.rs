@@ -45,6 +45,7 @@ pub(crate) async fn apply_document(
     change: impl FnOnce(&EntitySet) -> Result<Document, ApiError>,
     expected: Option<i64>,
     dry_run: bool,
+    source: Option<&tollgate_model::SourceMap>,
 ) -> Result<ApplyOutcome, ApiError> {
     let _guard = state.apply_lock.lock().await;
     let (base, current) = state.store.load().await?;
@@ -61,7 +62,7 @@ pub(crate) async fn apply_document(
     let errors = validate(&doc);
     if !errors.is_empty() {
         return Err(ApiError::invalid(
-            tollgate_model::SourceMap::default().locate_all(errors),
+            source.cloned().unwrap_or_default().locate_all(errors),
         ));
     }
     let desired = EntitySet::from_document(&doc);
@@ -88,25 +89,34 @@ pub(crate) async fn apply_document(
     })
 }
 
+/// What applying `doc` onto the stored configuration yields; `doc`'s entries first so
+/// validation errors point into the text that was sent.
+fn merge(doc: &Document, current: &EntitySet, prune: bool) -> Result<Document, ApiError> {
+    if prune {
+        return Ok(doc.clone());
+    }
+    Ok(doc.merged_over(&current_document(current)?))
+}
+
 /// The current configuration as a document.
 pub(crate) fn current_document(set: &EntitySet) -> Result<Document, ApiError> {
     set.to_document().map_err(ApiError::internal)
 }
 
-/// Applies a parsed, fragment-validated document as `actor` (used for `serve --config`).
+/// Applies a parsed document as `actor` (used for `serve --config`).
 pub async fn apply_config(
     state: &AdminState,
     doc: &Document,
     prune: bool,
     actor: &str,
 ) -> Result<ApplyOutcome, ApiError> {
-    let incoming = EntitySet::from_document(doc);
     apply_document(
         state,
         actor,
-        |current| current_document(&current.merged_with(&incoming, prune)),
+        |current| merge(doc, current, prune),
         None,
         false,
+        None,
     )
     .await
 }
@@ -156,18 +166,13 @@ pub async fn apply(
         err.status = StatusCode::BAD_REQUEST;
         err
     })?;
-    // Check the document alone first, so its errors point into the text sent.
-    let own_errors = tollgate_model::validate_fragment(&doc);
-    if !own_errors.is_empty() {
-        return Err(ApiError::invalid(map.locate_all(own_errors)));
-    }
-    let incoming = EntitySet::from_document(&doc);
     let outcome = apply_document(
         &state,
         &who.actor(),
-        |current| current_document(&current.merged_with(&incoming, params.prune)),
+        |current| merge(&doc, current, params.prune),
         expected,
         params.dry_run,
+        Some(&map),
     )
     .await?;
     Ok(Json(outcome))

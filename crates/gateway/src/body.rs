@@ -33,6 +33,9 @@ pub enum BodyError {
     TooLarge(u64),
     #[error("no body data for {0:?}")]
     Idle(Duration),
+    /// The body's source failed: for a request body, a malformed or aborted upload.
+    #[error("the body could not be read: {0}")]
+    Source(BoxError),
 }
 
 /// Streams `inner` through, failing once more than `limit` bytes went by or when no frame
@@ -75,7 +78,9 @@ where
                 this.timer = None;
                 let frame = match frame {
                     None => return Poll::Ready(None),
-                    Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                    Some(Err(e)) => {
+                        return Poll::Ready(Some(Err(Box::new(BodyError::Source(e.into())))));
+                    }
                     Some(Ok(frame)) => frame,
                 };
                 if let Some(data) = frame.data_ref() {

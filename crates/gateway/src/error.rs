@@ -35,6 +35,8 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("the client was too slow sending the request body")]
     ClientTimeout,
+    #[error("the request body is malformed or was cut off")]
+    BadBody,
     #[error("no healthy target is available for upstream {upstream}")]
     NoHealthyTarget { upstream: String },
     #[error("could not connect to upstream {upstream}")]
@@ -55,6 +57,7 @@ impl ProxyError {
             ProxyError::IpDenied => StatusCode::FORBIDDEN,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BadBody => StatusCode::BAD_REQUEST,
             ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
@@ -71,7 +74,8 @@ impl ProxyError {
             | ProxyError::Retired { .. }
             | ProxyError::IpDenied
             | ProxyError::BodyTooLarge { .. }
-            | ProxyError::ClientTimeout => Side::Downstream,
+            | ProxyError::ClientTimeout
+            | ProxyError::BadBody => Side::Downstream,
             ProxyError::NoHealthyTarget { .. } => Side::Gateway,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
@@ -95,6 +99,7 @@ impl ProxyError {
             ProxyError::IpDenied => "ip-denied",
             ProxyError::BodyTooLarge { .. } => "payload-too-large",
             ProxyError::ClientTimeout => "request-timeout",
+            ProxyError::BadBody => "bad-request-body",
             ProxyError::NoHealthyTarget { .. } => "no-healthy-target",
             ProxyError::UpstreamConnect { .. } => "upstream-unreachable",
             ProxyError::UpstreamTimeout { .. } => "upstream-timeout",

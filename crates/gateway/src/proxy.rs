@@ -246,6 +246,7 @@ async fn send(
                 return Err(match body_err {
                     BodyError::TooLarge(limit) => ProxyError::BodyTooLarge { limit: *limit },
                     BodyError::Idle(_) => ProxyError::ClientTimeout,
+                    BodyError::Source(_) => ProxyError::BadBody,
                 });
             }
             target.record_failure(pool.passive_threshold);

@@ -24,6 +24,43 @@ pub struct Document {
     pub policies: Vec<Policy>,
 }
 
+impl Document {
+    /// The configuration a non-pruning apply of `self` onto `stored` produces: entries of
+    /// `self` replace stored ones of the same name, stored entries `self` lacks are kept.
+    /// `self`'s entries come first, so paths into `self` stay valid in the result and
+    /// validation errors can point into the file that was applied.
+    pub fn merged_over(&self, stored: &Document) -> Document {
+        let mut out = self.clone();
+        for up in &stored.upstreams {
+            if !self.upstreams.iter().any(|u| u.name == up.name) {
+                out.upstreams.push(up.clone());
+            }
+        }
+        for api in &stored.apis {
+            match out.apis.iter_mut().find(|a| a.name == api.name) {
+                Some(mine) => {
+                    for v in &api.versions {
+                        if !mine.versions.iter().any(|m| m.version == v.version) {
+                            mine.versions.push(v.clone());
+                        }
+                    }
+                }
+                None => out.apis.push(api.clone()),
+            }
+        }
+        let mine = crate::entity::policy_names(&self.policies);
+        for (name, p) in crate::entity::policy_names(&stored.policies)
+            .into_iter()
+            .zip(&stored.policies)
+        {
+            if !mine.contains(&name) {
+                out.policies.push(p.clone());
+            }
+        }
+        out
+    }
+}
+
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }

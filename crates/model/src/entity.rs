@@ -381,6 +381,24 @@ policies:
     }
 
     #[test]
+    fn document_merge_matches_entity_merge() {
+        let (stored, _) = parse_document(DOC).unwrap();
+        let (file, _) = parse_document(
+            "format_version: 1\nupstreams:\n  - name: other\n    targets: [{ url: \"http://127.0.0.1:1\" }]\napis:\n  - name: orders\n    title: New\n    versions:\n      - { version: v2, upstream: other }\npolicies:\n  - ip_restrict: { deny: [192.0.2.0/24] }\n",
+        )
+        .unwrap();
+        let merged = file.merged_over(&stored);
+        let by_entities =
+            EntitySet::from_document(&stored).merged_with(&EntitySet::from_document(&file), false);
+        assert_eq!(EntitySet::from_document(&merged), by_entities);
+        assert_eq!(
+            merged.upstreams[0].name, "other",
+            "the file's entries come first"
+        );
+        assert_eq!(merged.apis[0].versions[0].version, "v2");
+    }
+
+    #[test]
     fn merge_keeps_what_the_file_lacks_unless_pruning() {
         let (doc, _) = parse_document(DOC).unwrap();
         let current = EntitySet::from_document(&doc);

@@ -21,4 +21,4 @@ pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 pub use policy::Policy;
 pub use source::{ConfigError, Located, SourceMap, parse_document};
 pub use units::{ByteSize, Duration};
-pub use validate::{FieldError, validate, validate_fragment};
+pub use validate::{FieldError, validate};

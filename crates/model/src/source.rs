@@ -149,6 +149,8 @@ impl MarkedEventReceiver for Indexer {
                     };
                     let full = join(path, &name);
                     self.positions.entry(full).or_insert(pos);
+                    // A mapping starts where its first key is.
+                    self.positions.entry(path.clone()).or_insert(pos);
                     *key = Some(name);
                     if opens {
                         // A complex key: index nothing below it.
@@ -164,7 +166,9 @@ impl MarkedEventReceiver for Indexer {
             Some(Frame::Seq { path, index }) => {
                 let full = format!("{path}[{index}]");
                 *index += 1;
-                self.positions.entry(full.clone()).or_insert(pos);
+                if !matches!(ev, Event::MappingStart(..)) {
+                    self.positions.entry(full.clone()).or_insert(pos);
+                }
                 full
             }
         };

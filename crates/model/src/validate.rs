@@ -127,7 +127,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
             if !upstream_names.contains(v.upstream.as_str()) {
                 errs.push(
                     format!("{vpath}.upstream"),
-                    format!("{UNKNOWN_UPSTREAM} `{}`", v.upstream),
+                    format!("unknown upstream `{}`", v.upstream),
                 );
             }
             if let Some(s) = &v.successor {
@@ -139,7 +139,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                 } else if !versions.contains(s.as_str()) {
                     errs.push(
                         format!("{vpath}.successor"),
-                        format!("{UNKNOWN_VERSION} `{s}` of API `{}`", api.name),
+                        format!("unknown version `{s}` of API `{}`", api.name),
                     );
                 }
             }
@@ -173,21 +173,6 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     check_route_conflicts(&routes, &mut errs);
     errs.0
 }
-
-/// Checks a document that will be merged into a stored configuration: everything but
-/// references to upstreams and versions, which the stored configuration may hold. The
-/// merged result is then checked whole with [`validate`].
-pub fn validate_fragment(doc: &Document) -> Vec<FieldError> {
-    validate(doc)
-        .into_iter()
-        .filter(|e| {
-            !(e.message.starts_with(UNKNOWN_UPSTREAM) || e.message.starts_with(UNKNOWN_VERSION))
-        })
-        .collect()
-}
-
-const UNKNOWN_UPSTREAM: &str = "unknown upstream";
-const UNKNOWN_VERSION: &str = "unknown version";
 
 fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
     if up.targets.is_empty() {

@@ -33,17 +33,17 @@ fn render(file: &Path, errors: &[Located]) -> String {
     out.join("\n")
 }
 
-/// Loads a file for `apply` or `serve --config`. With `whole`, references must resolve
-/// inside the file; otherwise they may point at entities the node already has.
-pub fn load(file: &Path, whole: bool) -> Result<Document, Failure> {
+/// Loads a file for `apply` or `serve --config`. Without `stored`, references must
+/// resolve inside the file; with it, the file is checked as it will be once merged onto
+/// the stored configuration (a non-pruning apply), errors still pointing into the file.
+pub fn load(file: &Path, stored: Option<&Document>) -> Result<Document, Failure> {
     let text = read_text(file).map_err(Failure::Invalid)?;
     let (mut doc, map) =
         parse_document(&text).map_err(|e| Failure::Invalid(render(file, e.errors())))?;
     let mut errors = inline_specs(&mut doc, file);
-    let found = if whole {
-        validate(&doc)
-    } else {
-        tollgate_model::validate_fragment(&doc)
+    let found = match stored {
+        None => validate(&doc),
+        Some(stored) => validate(&doc.merged_over(stored)),
     };
     errors.extend(found);
     if errors.is_empty() {
@@ -77,7 +77,7 @@ fn inline_specs(doc: &mut Document, file: &Path) -> Vec<tollgate_model::FieldErr
 }
 
 pub fn validate_command(file: &Path) -> Result<(), Failure> {
-    let doc = load(file, true)?;
+    let doc = load(file, None)?;
     let versions: usize = doc.apis.iter().map(|a| a.versions.len()).sum();
     let routes: usize = doc
         .apis

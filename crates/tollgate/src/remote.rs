@@ -9,6 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use tollgate_model::Document;
+
 use crate::{Failure, configfile};
 
 #[derive(clap::Args)]
@@ -146,9 +148,31 @@ fn print_plan(outcome: &Value) {
 }
 
 pub fn apply(file: &Path, dry_run: bool, prune: bool, remote: &RemoteArgs) -> Result<(), Failure> {
-    let doc = configfile::load(file, prune)?;
-    let body = Bytes::from(serde_json::to_vec(&doc).map_err(|e| Failure::Runtime(e.to_string()))?);
     runtime()?.block_on(async {
+        // Check the file against what the node serves, so errors point into the file.
+        let stored = if prune {
+            None
+        } else {
+            let current = call(
+                remote,
+                Method::GET,
+                "/api/config?format=json",
+                &[],
+                Bytes::new(),
+            )
+            .await?;
+            if !current.status.is_success() {
+                return Err(current.failure());
+            }
+            Some(
+                serde_json::from_slice::<Document>(&current.body).map_err(|e| {
+                    Failure::Runtime(format!("the node's configuration could not be read: {e}"))
+                })?,
+            )
+        };
+        let doc = configfile::load(file, stored.as_ref())?;
+        let body =
+            Bytes::from(serde_json::to_vec(&doc).map_err(|e| Failure::Runtime(e.to_string()))?);
         let query = format!("/api/config?dry_run=true&prune={prune}");
         let ct = [("content-type", "application/json".to_string())];
         let planned = call(remote, Method::PUT, &query, &ct, body.clone()).await?;

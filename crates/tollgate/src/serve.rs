@@ -17,7 +17,8 @@ use crate::{Failure, configfile};
 
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
-    /// Declarative configuration applied at start (entities it lacks are kept).
+    /// Declarative configuration applied at start: a complete file; stored entities it
+    /// lacks are kept.
     #[arg(long, env = "TOLLGATE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the embedded database and node files live.
@@ -77,7 +78,7 @@ pub fn run(args: ServeArgs, extras: Option<Extras>) -> Result<(), Failure> {
     }
     // Reject a bad configuration file before anything starts.
     let file_config = match &args.config {
-        Some(path) => Some(configfile::load(path, false)?),
+        Some(path) => Some(configfile::load(path, None)?),
         None => None,
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -309,7 +310,7 @@ fn spawn_background(
                 tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
             }
             upkeep += 1;
-            if upkeep % 5 == 0 {
+            if upkeep.is_multiple_of(5) {
                 prometheus.run_upkeep();
             }
         }

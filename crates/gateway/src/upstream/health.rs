@@ -11,9 +11,12 @@ use tollgate_model::ActiveHealth;
 use super::UpstreamPool;
 use crate::body::empty;
 
+/// A running probe task with the settings and targets it was started for.
+type Probe = (ActiveHealth, Vec<String>, JoinHandle<()>);
+
 #[derive(Default)]
 pub struct HealthChecks {
-    running: Mutex<HashMap<String, (ActiveHealth, Vec<String>, JoinHandle<()>)>>,
+    running: Mutex<HashMap<String, Probe>>,
 }
 
 impl std::fmt::Debug for HealthChecks {

@@ -1,0 +1,103 @@
+//! `tollgate demo` works as printed: it starts, and every curl command in its banner
+//! succeeds against it.
+
+mod common;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn demo_prints_commands_that_work_as_printed() {
+    let proxy = tollgate_testkit::free_addr().unwrap();
+    let admin = tollgate_testkit::free_addr().unwrap();
+    let mut child = Command::new(bin())
+        .args([
+            "demo",
+            "--proxy-listen",
+            &proxy.to_string(),
+            "--admin-listen",
+            &admin.to_string(),
+        ])
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut banner = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let done = line.contains("Press Ctrl-C");
+                banner.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    let text = banner.join("\n");
+    assert!(
+        text.contains("Press Ctrl-C"),
+        "the demo did not start:\n{text}"
+    );
+    let curls: Vec<&str> = banner
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    assert!(curls.len() >= 5, "{text}");
+    for cmd in curls {
+        let cmd = cmd.split("  #").next().unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd.replacen(
+                "curl ",
+                "curl --fail-with-body --silent --show-error --max-time 10 ",
+                1,
+            ))
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout);
+        if cmd.contains("/v3/") {
+            assert_eq!(
+                out.status.code(),
+                Some(22),
+                "`{cmd}` should answer 404: {body}"
+            );
+            assert!(
+                body.contains("problem") || body.contains("not-found"),
+                "{body}"
+            );
+        } else {
+            assert!(
+                out.status.success(),
+                "`{cmd}` failed: {body} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        if cmd.contains("/v1/orders") {
+            assert!(body.to_lowercase().contains("deprecation: @"), "{body}");
+        }
+        if cmd.contains("/metrics") {
+            assert!(body.contains("tollgate_requests_total"), "{body}");
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "demo exited with {status:?}");
+}

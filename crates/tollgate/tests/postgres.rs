@@ -1,0 +1,101 @@
+//! A node on PostgreSQL (`--database postgres://…`): the same product as on SQLite, and
+//! a second node on the same database serves a change made through the first.
+//!
+//! Uses `TOLLGATE_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`) and a
+//! schema of its own. Skipped with a printed reason when PostgreSQL is unreachable, except
+//! under `CI=true`.
+
+mod common;
+use std::time::Duration;
+
+use common::*;
+
+/// A fresh schema and the URL that selects it, or None when skipped.
+fn schema_url(name: &str) -> Option<String> {
+    let base = std::env::var("TOLLGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("e2e_{name}_{}", std::process::id());
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+    let ok = std::process::Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &sql])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("PostgreSQL at {base} is required under CI=true");
+        }
+        eprintln!("skipping {name}: PostgreSQL at {base} unreachable (or psql missing)");
+        return None;
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
+    let Some(url) = schema_url("two_nodes") else {
+        return;
+    };
+    let m = MockUpstream::start("svc").await;
+    let yaml = config(
+        &[upstream("svc", &[m.url()], "")],
+        &[api("x", "svc", &["{ path: /one }"])],
+    );
+    let token = "pg-e2e-token-0123456789";
+    let first = start_with(
+        NodeOptions::new()
+            .config(yaml)
+            .arg("--database")
+            .arg(&url)
+            .env("TOLLGATE_ADMIN_TOKEN", token),
+    )
+    .await;
+    let second = start_with(
+        NodeOptions::new()
+            .arg("--database")
+            .arg(&url)
+            .env("TOLLGATE_ADMIN_TOKEN", token),
+    )
+    .await;
+    let c = Client::new();
+    assert_eq!(
+        c.get(&second.proxy_url("/one")).await.unwrap().status,
+        200,
+        "{}",
+        second.logs()
+    );
+
+    let change = config(
+        &[upstream("svc", &[m.url()], "")],
+        &[api("x", "svc", &["{ path: /one }", "{ path: /two }"])],
+    );
+    let r = tollgate_testkit::admin_put_yaml(&first, &change)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = wait_until(Duration::from_secs(5), || async {
+        c.get(&second.proxy_url("/two"))
+            .await
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(
+        seen,
+        "the second node never served the change\n{}",
+        second.logs()
+    );
+    let exported = second
+        .admin_get("/api/config?format=json")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(
+        exported["apis"][0]["versions"][0]["routes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

@@ -431,7 +431,7 @@ log "raw rows: $TSV"
 echo "## Tollgate proxy benchmark ($START_UTC)"
 echo
 echo "- host: $(uname -n), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), kernel $(uname -r), loopback"
-echo "- $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), tollgate $( ("$BIN" --version 2>/dev/null || true) | head -n1)"
+echo "- $(nginx -v 2>&1 | sed 's/^nginx version: //'), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), tollgate $( ("$BIN" --version 2>/dev/null || true) | head -n1 | sed "s/^tollgate //")"
 echo "- duration ${DURATION}s (+${WARMUP}s warm-up) per run, $CONNS connections, reps $REPS (values are medians over reps)"
 echo "- pinned: upstream + wrk (1 thread) on cpu$LOAD_CPU, proxy (1 worker) on cpu$PROXY_CPU; unpinned: nothing pinned, wrk $UNPINNED_WORKERS threads, proxies $UNPINNED_WORKERS workers; upstream nginx $UPSTREAM_WORKERS worker(s)"
 echo "- raw rows: ${TSV#"$ROOT"/}"

@@ -256,6 +256,15 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Role::Admin)?;
+    if let Some(target) = state.store.token(&id).await?
+        && Role::parse(&target.role).is_some_and(|r| r > who.role)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a token cannot revoke one with a higher role",
+        ));
+    }
     if state.store.revoke_token(&id, &who.actor()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

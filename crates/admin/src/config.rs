@@ -197,7 +197,8 @@ pub async fn export(
     let doc = current_document(&set)?;
     let wants_json = match params.format.as_deref() {
         Some("json") => true,
-        Some("yaml") | None => headers
+        Some("yaml") => false,
+        None => headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json") && !a.contains("yaml")),

@@ -6,6 +6,7 @@
 //! revision on this node's gateway before answering. A rejected change writes nothing.
 
 mod auth;
+mod cache;
 mod collections;
 mod config;
 mod control;
@@ -63,6 +64,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(config::routes())
         .merge(collections::routes())
         .merge(auth::routes())
+        .merge(cache::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, collections, config};
+use crate::{auth, cache, collections, config};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,8 +17,9 @@ use crate::{auth, collections, config};
         collections::list_versions, collections::get_version, collections::create_version, collections::put_version, collections::delete_version,
         collections::list_policies, collections::get_policy, collections::create_policy, collections::put_policy, collections::delete_policy,
         auth::list_tokens, auth::create_token, auth::revoke_token,
+        cache::purge, cache::purge_all, cache::stats,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

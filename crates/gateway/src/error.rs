@@ -45,6 +45,8 @@ pub enum ProxyError {
     UpstreamTimeout { upstream: String },
     #[error("upstream {upstream} closed the connection or sent an invalid response")]
     UpstreamProtocol { upstream: String },
+    #[error("part `{step}` of the aggregated answer failed: {reason}")]
+    AggregatePart { step: String, reason: String },
 }
 
 impl ProxyError {
@@ -59,9 +61,9 @@ impl ProxyError {
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadBody => StatusCode::BAD_REQUEST,
             ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamProtocol { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            ProxyError::UpstreamConnect { .. }
+            | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::AggregatePart { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -79,7 +81,8 @@ impl ProxyError {
             ProxyError::NoHealthyTarget { .. } => Side::Gateway,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
-            | ProxyError::UpstreamProtocol { .. } => Side::Upstream,
+            | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::AggregatePart { .. } => Side::Upstream,
         }
     }
 
@@ -104,6 +107,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. } => "upstream-unreachable",
             ProxyError::UpstreamTimeout { .. } => "upstream-timeout",
             ProxyError::UpstreamProtocol { .. } => "upstream-error",
+            ProxyError::AggregatePart { .. } => "aggregate-part-failed",
         }
     }
 

@@ -6,7 +6,9 @@
 //! atomically. Requests load the current snapshot once and never see half a change, and
 //! never touch the store.
 
+pub mod aggregate;
 pub mod body;
+pub mod cache;
 pub mod error;
 pub mod forward;
 pub mod lifecycle;
@@ -14,6 +16,7 @@ pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod snapshot;
+pub mod transform;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -37,6 +40,8 @@ pub struct Gateway {
     defaults: Defaults,
     /// Handles for requests that match no route.
     unmatched: RouteMetrics,
+    /// Answers kept by `cache` policies; outlives snapshots.
+    pub cache: cache::ResponseCache,
     /// Serialises installs so an older revision never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
 }
@@ -55,8 +60,9 @@ impl Gateway {
             current: ArcSwap::from_pointee(Snapshot::empty()),
             registry: Registry::default(),
             health: HealthChecks::default(),
-            defaults,
+            defaults: defaults.clone(),
             unmatched: RouteMetrics::new("", "", ""),
+            cache: cache::ResponseCache::new(defaults.cache_size),
             install_lock: std::sync::Mutex::new(()),
         })
     }

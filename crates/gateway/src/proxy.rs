@@ -6,20 +6,24 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body::Body;
-use http_body_util::BodyExt;
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, BodyStream, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tollgate_model::{HashOn, UpstreamProtocol};
 use tollgate_router::{Match, normalize_path};
 
 use crate::Gateway;
-use crate::body::{BodyError, GuardedBody, ProxyBody, empty, find_body_error};
+use crate::body::{BodyError, BoxError, GuardedBody, ProxyBody, empty, find_body_error, full};
+use crate::cache::{self, Lookup};
 use crate::error::ProxyError;
 use crate::forward;
 use crate::snapshot::{CompiledRoute, Snapshot};
+use crate::transform::CompiledTransform;
 use crate::upstream::{TargetState, UpstreamPool, balance_key};
 
 /// What one connection knows about its client.
@@ -37,7 +41,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         route: None,
         upstream_time: None,
     };
-    let mut resp = match proxy(&snapshot, conn, req, &request_id, &mut outcome).await {
+    let mut resp = match proxy(gw, &snapshot, conn, req, &request_id, &mut outcome).await {
         Ok(resp) => resp,
         Err(err) => {
             tracing::debug!(error = %err, request_id = ?request_id, "request failed at the gateway");
@@ -71,6 +75,7 @@ struct Outcome {
 }
 
 async fn proxy(
+    gw: &Gateway,
     snapshot: &Snapshot,
     conn: ConnInfo,
     mut req: Request<Incoming>,
@@ -111,13 +116,6 @@ async fn proxy(
     let route = &snapshot.routes[route_index];
     outcome.route = Some(route_index);
 
-    if let Some(successor) = &route.retired {
-        return Err(ProxyError::Retired {
-            api: route.api.to_string(),
-            version: route.version.to_string(),
-            successor: successor.clone(),
-        });
-    }
     if let Some(rules) = &route.ip_restrict {
         let ip = conn.peer.ip();
         let denied = rules.deny.iter().any(|n| n.contains(ip));
@@ -125,6 +123,13 @@ async fn proxy(
         if denied || !allowed {
             return Err(ProxyError::IpDenied);
         }
+    }
+    if let Some(successor) = &route.retired {
+        return Err(ProxyError::Retired {
+            api: route.api.to_string(),
+            version: route.version.to_string(),
+            successor: successor.clone(),
+        });
     }
     let declared_len = req
         .headers()
@@ -136,19 +141,73 @@ async fn proxy(
         });
     }
 
-    let forward_path = if route.strip_prefix {
-        found.rest
+    // The cache answers before anything is sent upstream.
+    let mut leader = None;
+    let mut cache_request = None;
+    if let Some(policy) = &route.cache
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        let wanted = cache::directives(req.headers());
+        if !wanted.no_store {
+            let pq = req
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str())
+                .unwrap_or("/");
+            let key = policy.key(
+                route.cache_id,
+                req.method().as_str(),
+                host.as_deref().unwrap_or(""),
+                pq,
+                req.headers(),
+                None,
+            );
+            let revalidate = wanted.no_cache || wanted.max_age == Some(0);
+            match gw.cache.lookup(&key, req.headers(), revalidate) {
+                Lookup::Hit(entry) => return Ok(entry.to_response("HIT")),
+                Lookup::Leader(l) => {
+                    leader = Some(l);
+                    cache_request = Some((req.headers().clone(), path.to_string()));
+                }
+                Lookup::Follower(mut rx) => {
+                    // Another request is fetching this answer: wait for it, then use it.
+                    let waited = tokio::time::timeout(
+                        route.upstream.read_timeout,
+                        rx.wait_for(Option::is_some),
+                    )
+                    .await;
+                    if let Ok(Ok(done)) = waited
+                        && let Some(Some(entry)) = done.as_ref()
+                    {
+                        return Ok(entry.to_response("HIT"));
+                    }
+                }
+            }
+        }
+    }
+
+    let params = &found.params;
+    let mut forward_path = if route.strip_prefix {
+        found.rest.clone()
     } else {
         path.into_owned()
     };
-    let path_and_query = match req.uri().query() {
+    let mut query = req.uri().query().map(str::to_owned);
+    if let Some(t) = &route.request_transform {
+        if let Some(p) = t.rewrite_path(params) {
+            forward_path = p;
+        }
+        if t.has_query_rules() {
+            query = t.apply_query(query.as_deref());
+        }
+    }
+    let path_and_query = match query {
         Some(q) => format!("{forward_path}?{q}"),
         None => forward_path,
     };
     let upgrade = req.version() == Version::HTTP_11 && forward::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-    let pool = &route.upstream;
     let (mut parts, body) = req.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
     parts.headers.remove(header::HOST);
@@ -157,15 +216,115 @@ async fn proxy(
         .headers
         .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
     forward::ensure_traceparent(&mut parts.headers);
-    let hash = hash_input(pool, &parts.headers, conn);
+    if let Some(t) = &route.request_transform {
+        t.apply_headers(&mut parts.headers);
+    }
+    if route
+        .response_transform
+        .as_ref()
+        .is_some_and(|t| t.has_body_rules())
+    {
+        // Body rules read JSON: ask for it unencoded.
+        parts.headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
 
+    let resp = match &route.aggregate {
+        Some(aggregate) => {
+            let sent = Instant::now();
+            let result = aggregate.run(params, &parts.headers).await;
+            outcome.upstream_time = Some(sent.elapsed());
+            result.map_err(|f| ProxyError::AggregatePart {
+                step: f.step,
+                reason: f.reason,
+            })?
+        }
+        None => {
+            let body = request_body(route, &mut parts.headers, body).await?;
+            let upstream =
+                forward_upstream(route, conn, parts, body, &path_and_query, upgrade, outcome)
+                    .await?;
+            respond(route, upstream, client_upgrade)
+        }
+    };
+    let resp = match &route.response_transform {
+        Some(t) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
+            transform_response(t, resp).await?
+        }
+        _ => resp,
+    };
+    Ok(match (leader, cache_request, &route.cache) {
+        (Some(leader), Some((request_headers, request_path)), Some(policy)) => {
+            store(leader, route, policy, &request_path, resp, &request_headers).await
+        }
+        _ => resp,
+    })
+}
+
+/// The request body to send upstream: streamed with its limit and idle timeout, or,
+/// when body rules apply, read whole (up to their limit) and rewritten.
+async fn request_body(
+    route: &CompiledRoute,
+    headers: &mut http::HeaderMap,
+    body: Incoming,
+) -> Result<ProxyBody, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(empty());
+    }
+    let pool = &route.upstream;
+    let guarded = GuardedBody::new(body, route.max_body, pool.write_timeout);
+    let Some(t) = route
+        .request_transform
+        .as_ref()
+        .filter(|t| t.has_body_rules())
+    else {
+        return Ok(guarded.boxed_unsync());
+    };
+    let limit = t.max_body.min(route.max_body);
+    let bytes = Limited::new(guarded, usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect()
+        .await
+        .map_err(
+            |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) => ProxyError::BodyTooLarge { limit },
+                None => match find_body_error(&*e) {
+                    Some(BodyError::Idle(_)) => ProxyError::ClientTimeout,
+                    Some(BodyError::TooLarge(l)) => ProxyError::BodyTooLarge { limit: *l },
+                    _ => ProxyError::BadBody,
+                },
+            },
+        )?
+        .to_bytes();
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    let out = if is_json {
+        t.apply_body(&bytes).unwrap_or(bytes)
+    } else {
+        bytes
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+    Ok(full(out))
+}
+
+/// Sends the request to the route's upstream, retrying on another target when that is
+/// safe, and answers with the upstream's response.
+async fn forward_upstream(
+    route: &CompiledRoute,
+    conn: ConnInfo,
+    mut parts: http::request::Parts,
+    body: ProxyBody,
+    path_and_query: &str,
+    upgrade: bool,
+    outcome: &mut Outcome,
+) -> Result<Response<Incoming>, ProxyError> {
+    let pool = &route.upstream;
+    let hash = hash_input(pool, &parts.headers, conn);
     // A request without a body can be sent again; one with a body streams once.
     let replayable = body.is_end_stream();
-    let mut body = Some(if replayable {
-        empty()
-    } else {
-        GuardedBody::new(body, route.max_body, pool.write_timeout).boxed_unsync()
-    });
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
@@ -175,10 +334,10 @@ async fn proxy(
     } else {
         1
     };
-
+    let mut body = Some(body);
     let mut tried: Vec<usize> = Vec::new();
     let mut last_err = None;
-    for _ in 0..attempts {
+    for attempt in 1..=attempts {
         let Some(index) = pool
             .balancer
             .pick(&pool.targets, &tried, hash, pool.cooldown)
@@ -190,7 +349,7 @@ async fn proxy(
         let uri = Uri::builder()
             .scheme("http")
             .authority(target.authority.clone())
-            .path_and_query(path_and_query.as_str())
+            .path_and_query(path_and_query)
             .build()
             .map_err(|e| ProxyError::BadPath(e.to_string()))?;
         let mut upstream_req = Request::new(body.take().unwrap_or_else(empty));
@@ -200,13 +359,18 @@ async fn proxy(
             UpstreamProtocol::Http1 => Version::HTTP_11,
             UpstreamProtocol::H2c => Version::HTTP_2,
         };
-        *upstream_req.headers_mut() = parts.headers.clone();
+        // Only a request that may be retried keeps a copy of its headers.
+        *upstream_req.headers_mut() = if attempt < attempts {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
 
         let sent = Instant::now();
         let result = send(pool, target, upstream_req).await;
         outcome.upstream_time = Some(sent.elapsed());
         match result {
-            Ok(resp) => return Ok(respond(route, resp, client_upgrade)),
+            Ok(resp) => return Ok(resp),
             Err(err) => {
                 let retry = err.retry_safe();
                 last_err = Some(err);
@@ -220,6 +384,127 @@ async fn proxy(
     Err(last_err.unwrap_or_else(|| ProxyError::NoHealthyTarget {
         upstream: pool.name.to_string(),
     }))
+}
+
+/// Applies a response transform; body rules read JSON answers whole, up to their limit.
+async fn transform_response(
+    t: &CompiledTransform,
+    resp: Response<ProxyBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (mut parts, body) = resp.into_parts();
+    t.apply_headers(&mut parts.headers);
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
+    if !t.has_body_rules() || !is_json {
+        return Ok(Response::from_parts(parts, body));
+    }
+    let (bytes, rest) = collect_up_to(body, t.max_body).await;
+    if rest.is_some() {
+        return Err(ProxyError::UpstreamProtocol {
+            upstream: "answer too large or unreadable to transform".into(),
+        });
+    }
+    let out = t.apply_body(&bytes).unwrap_or(bytes);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+    Ok(Response::from_parts(parts, full(out)))
+}
+
+/// Keeps a cacheable answer (reading its body, up to the entry limit) and hands it to
+/// the requests that waited for it; streams anything else through untouched.
+async fn store(
+    leader: cache::Leader,
+    route: &CompiledRoute,
+    policy: &cache::CompiledCache,
+    path: &str,
+    resp: Response<ProxyBody>,
+    request: &http::HeaderMap,
+) -> Response<ProxyBody> {
+    let has_auth = request.contains_key(header::AUTHORIZATION);
+    let Some(fresh) = cache::freshness(resp.status(), resp.headers(), has_auth, policy.ttl) else {
+        return mark_miss(resp);
+    };
+    let (parts, body) = resp.into_parts();
+    let (collected, rest) = collect_up_to(body, policy.max_entry).await;
+    match rest {
+        None => {
+            let entry = cache::entry_for(
+                route.api.clone(),
+                path.to_string(),
+                parts.status,
+                &parts.headers,
+                collected.clone(),
+                request,
+                fresh,
+            );
+            leader.finish(Some(entry));
+            mark_miss(Response::from_parts(parts, full(collected)))
+        }
+        Some(rest) => {
+            drop(leader);
+            mark_miss(Response::from_parts(parts, rest))
+        }
+    }
+}
+
+fn mark_miss(mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    resp.headers_mut()
+        .insert(cache::X_CACHE.clone(), HeaderValue::from_static("MISS"));
+    resp
+}
+
+/// Reads a body up to `limit` bytes. Returns the whole body, or, when it is longer or
+/// fails, what was read so far chained with the rest, as a body to pass on.
+async fn collect_up_to(mut body: ProxyBody, limit: u64) -> (Bytes, Option<ProxyBody>) {
+    let mut frames: Vec<Frame<Bytes>> = Vec::new();
+    let mut size = 0u64;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Some(d) = frame.data_ref() {
+                    size += d.len() as u64;
+                }
+                frames.push(frame);
+                if size > limit {
+                    return (Bytes::new(), Some(replay(frames, Some(body))));
+                }
+            }
+            Some(Err(e)) => {
+                let failed =
+                    futures_util::stream::once(async move { Err::<Frame<Bytes>, BoxError>(e) });
+                let head = futures_util::stream::iter(frames.into_iter().map(Ok));
+                return (
+                    Bytes::new(),
+                    Some(StreamBody::new(head.chain(failed)).boxed_unsync()),
+                );
+            }
+        }
+    }
+    if frames.iter().any(|f| !f.is_data()) {
+        // Trailers: not kept in the cache; pass the answer on as it came.
+        return (Bytes::new(), Some(replay(frames, None)));
+    }
+    let mut out = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+    for f in frames {
+        if let Ok(d) = f.into_data() {
+            out.extend_from_slice(&d);
+        }
+    }
+    (out.freeze(), None)
+}
+
+/// A body that yields `frames` and then whatever `rest` still holds.
+fn replay(frames: Vec<Frame<Bytes>>, rest: Option<ProxyBody>) -> ProxyBody {
+    let head = futures_util::stream::iter(frames.into_iter().map(Ok::<_, BoxError>));
+    match rest {
+        Some(rest) => StreamBody::new(head.chain(BodyStream::new(rest))).boxed_unsync(),
+        None => StreamBody::new(head).boxed_unsync(),
+    }
 }
 
 /// Sends one attempt to one target, keeping its health and in-flight count.
@@ -294,6 +579,8 @@ fn respond(
         )
     };
     forward::strip_hop_by_hop(&mut parts.headers, switching);
+    // The client's connection decides the protocol version, not the upstream's.
+    parts.version = Version::default();
     for (name, value) in &route.lifecycle_headers {
         parts.headers.insert(name.clone(), value.clone());
     }

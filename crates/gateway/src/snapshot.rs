@@ -9,8 +9,11 @@ use tollgate_model::policy::{IpRestrict, Policy};
 use tollgate_model::{ActiveHealth, Api, Document, Route, Version, VersionStatus};
 use tollgate_router::{RouteSpec, RouteTable, RouteTableBuilder};
 
+use crate::aggregate::CompiledAggregate;
+use crate::cache::CompiledCache;
 use crate::lifecycle;
 use crate::metrics::RouteMetrics;
+use crate::transform::CompiledTransform;
 use crate::upstream::{Registry, UpstreamPool};
 
 /// Limits that apply when no policy says otherwise.
@@ -18,11 +21,16 @@ use crate::upstream::{Registry, UpstreamPool};
 pub struct Defaults {
     /// Largest request body accepted without a `request_size` policy.
     pub max_body: u64,
+    /// Memory for the response cache, in bytes.
+    pub cache_size: u64,
 }
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { max_body: 16 << 20 }
+        Defaults {
+            max_body: 16 << 20,
+            cache_size: 64 << 20,
+        }
     }
 }
 
@@ -39,6 +47,12 @@ pub struct CompiledRoute {
     pub lifecycle_headers: Vec<(HeaderName, HeaderValue)>,
     pub ip_restrict: Option<IpRestrict>,
     pub max_body: u64,
+    pub request_transform: Option<CompiledTransform>,
+    pub response_transform: Option<CompiledTransform>,
+    pub cache: Option<CompiledCache>,
+    /// Identifies this route's configuration in cache keys: a changed route starts afresh.
+    pub cache_id: u64,
+    pub aggregate: Option<CompiledAggregate>,
     pub metrics: RouteMetrics,
 }
 
@@ -136,9 +150,10 @@ impl Snapshot {
                         version,
                         route,
                         pool.clone(),
+                        &upstreams,
                         &headers,
                         defaults,
-                    ));
+                    )?);
                 }
             }
         }
@@ -164,36 +179,102 @@ fn narrowest<'a, T>(
         .find_map(|policies| policies.iter().find_map(&pick))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compile_route(
     doc: &Document,
     api: &Api,
     version: &Version,
     route: &Route,
     upstream: Arc<UpstreamPool>,
+    pools: &[Arc<UpstreamPool>],
     lifecycle_headers: &[(HeaderName, HeaderValue)],
     defaults: &Defaults,
-) -> CompiledRoute {
+) -> Result<CompiledRoute, CompileError> {
     let scopes = [
         &route.policies[..],
         &version.policies[..],
         &api.policies[..],
         &doc.policies[..],
     ];
-    let ip_restrict = narrowest(scopes, |p| match p {
-        Policy::IpRestrict(r) => Some(r),
-        _ => None,
-    });
+    // Several ip_restrict entries in one scope add up; the narrowest scope with any wins.
+    let ip_restrict = scopes
+        .iter()
+        .map(|policies| {
+            policies.iter().filter_map(|p| match p {
+                Policy::IpRestrict(r) => Some(r),
+                _ => None,
+            })
+        })
+        .find_map(|mut rules| {
+            let first = rules.next()?.clone();
+            Some(rules.fold(first, |mut acc, r| {
+                acc.allow.extend(r.allow.iter().copied());
+                acc.deny.extend(r.deny.iter().copied());
+                acc
+            }))
+        });
     let max_body = narrowest(scopes, |p| match p {
         Policy::RequestSize(r) => Some(r),
         _ => None,
     })
     .map(|r| r.max_body.0)
     .unwrap_or(defaults.max_body);
+    let at = |e: String| {
+        CompileError(format!(
+            "{} {} route {}: {e}",
+            api.name, version.version, route.path
+        ))
+    };
+    let request_transform = narrowest(scopes, |p| match p {
+        Policy::RequestTransform(t) => Some(t),
+        _ => None,
+    })
+    .map(CompiledTransform::compile)
+    .transpose()
+    .map_err(at)?;
+    let response_transform = narrowest(scopes, |p| match p {
+        Policy::ResponseTransform(t) => Some(t),
+        _ => None,
+    })
+    .map(CompiledTransform::compile)
+    .transpose()
+    .map_err(at)?;
+    let cache = narrowest(scopes, |p| match p {
+        Policy::Cache(c) => Some(c),
+        _ => None,
+    })
+    .map(CompiledCache::compile);
+    let aggregate = route
+        .policies
+        .iter()
+        .find_map(|p| match p {
+            Policy::Aggregate(a) => Some(a),
+            _ => None,
+        })
+        .map(|a| {
+            CompiledAggregate::compile(a, |name| pools.iter().find(|p| *p.name == *name).cloned())
+        })
+        .transpose()
+        .map_err(at)?;
+    let cache_id = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let scoped = serde_json::json!([
+            api.name,
+            version.version,
+            route,
+            version.policies,
+            api.policies,
+            doc.policies
+        ]);
+        scoped.to_string().hash(&mut h);
+        h.finish()
+    };
     let retired = (version.status == VersionStatus::Retired).then(|| {
         lifecycle::successor_path(api, version)
             .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
     });
-    CompiledRoute {
+    Ok(CompiledRoute {
         api: Arc::from(api.name.as_str()),
         version: Arc::from(version.version.as_str()),
         label: Arc::from(route.label()),
@@ -201,8 +282,13 @@ fn compile_route(
         strip_prefix: route.strip_prefix,
         retired,
         lifecycle_headers: lifecycle_headers.to_vec(),
-        ip_restrict: ip_restrict.cloned(),
+        ip_restrict,
         max_body,
+        request_transform,
+        response_transform,
+        cache,
+        cache_id,
+        aggregate,
         metrics: RouteMetrics::new(&api.name, &version.version, route.label()),
-    }
+    })
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use indexmap::IndexMap;
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -19,10 +20,21 @@ use crate::units::ByteSize;
 pub enum Policy {
     IpRestrict(IpRestrict),
     RequestSize(RequestSize),
+    RequestTransform(Transform),
+    ResponseTransform(Transform),
+    Cache(Cache),
+    Aggregate(Aggregate),
 }
 
 /// Policy types this build enforces.
-pub const AVAILABLE: &[&str] = &["ip_restrict", "request_size"];
+pub const AVAILABLE: &[&str] = &[
+    "ip_restrict",
+    "request_size",
+    "request_transform",
+    "response_transform",
+    "cache",
+    "aggregate",
+];
 
 /// Policy types of the public contract that later builds enforce.
 const PLANNED: &[&str] = &[
@@ -37,12 +49,8 @@ const PLANNED: &[&str] = &[
     "cors",
     "rate_limit",
     "quota",
-    "request_transform",
-    "response_transform",
-    "cache",
     "circuit_breaker",
     "validate",
-    "aggregate",
 ];
 
 impl Policy {
@@ -51,6 +59,10 @@ impl Policy {
         match self {
             Policy::IpRestrict(_) => "ip_restrict",
             Policy::RequestSize(_) => "request_size",
+            Policy::RequestTransform(_) => "request_transform",
+            Policy::ResponseTransform(_) => "response_transform",
+            Policy::Cache(_) => "cache",
+            Policy::Aggregate(_) => "aggregate",
         }
     }
 }
@@ -71,6 +83,158 @@ pub struct IpRestrict {
 #[serde(deny_unknown_fields)]
 pub struct RequestSize {
     pub max_body: ByteSize,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Rules for a set of named values (headers or query parameters). Applied in the order
+/// remove, rename, set, add. `add` appends a value, `set` replaces all values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRules {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub rename: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub set: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub add: IndexMap<String, String>,
+}
+
+impl FieldRules {
+    pub fn is_empty(&self) -> bool {
+        *self == FieldRules::default()
+    }
+}
+
+/// Rules for JSON body fields, addressed by dot paths (`customer.email`). Applied in the
+/// order remove, rename, set, add; `add` only fills a field that is absent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyRules {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub rename: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub set: IndexMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub add: IndexMap<String, serde_json::Value>,
+}
+
+impl BodyRules {
+    pub fn is_empty(&self) -> bool {
+        *self == BodyRules::default()
+    }
+}
+
+/// `request_transform` / `response_transform`: reshape headers, query parameters, the
+/// path (requests only) and JSON bodies. Bodies are buffered only when body rules exist,
+/// up to `max_body`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    #[serde(default, skip_serializing_if = "FieldRules::is_empty")]
+    pub headers: FieldRules,
+    #[serde(default, skip_serializing_if = "FieldRules::is_empty")]
+    pub query: FieldRules,
+    /// New upstream path; `{name}` inserts a route parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "BodyRules::is_empty")]
+    pub body: BodyRules,
+    /// Largest body buffered for body rules (default 1MB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<ByteSize>,
+}
+
+/// `cache`: keep answers in memory and serve repeats from there, as `Cache-Control`
+/// allows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Freshness for answers that carry no `max-age`/`s-maxage`; without it such answers
+    /// are not cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<crate::units::Duration>,
+    /// Largest body kept (default 1MB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entry: Option<ByteSize>,
+    /// Extra parts of the cache key: `app`, `header:NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
+}
+
+/// How `aggregate` combines the parts' JSON bodies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeMode {
+    /// Deep-merge every part's object into one object (later parts win on clashes).
+    #[default]
+    Object,
+    /// Place each part under its `key`.
+    Keyed,
+}
+
+/// `aggregate`: answer the route by calling several upstreams and merging their JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub merge: MergeMode,
+    pub steps: Vec<AggregateStep>,
+}
+
+/// One upstream call of an aggregate. Calls run in parallel, except that a call whose
+/// path uses a field of an earlier call's answer (`{user.id}`) waits for that call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateStep {
+    pub name: String,
+    pub upstream: String,
+    /// Path and query; `{param}` is a route parameter, `{step.field.path}` a field of an
+    /// earlier step's JSON answer.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<crate::units::Duration>,
+    /// A failed optional step leaves its part out (marked in `X-Tollgate-Partial`);
+    /// a failed required step fails the request with 502.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub optional: bool,
+    /// Where the part goes with `merge: keyed` (default: the step name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// The `{…}` placeholders of a template, in order.
+pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("`{template}` has an unclosed `{{`"))?;
+        let name = &after[..close];
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            return Err(format!(
+                "`{{{name}}}` in `{template}` is not a placeholder name"
+            ));
+        }
+        out.push(name);
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') {
+        return Err(format!("`{template}` has an unmatched `}}`"));
+    }
+    Ok(out)
 }
 
 /// An IPv4 or IPv6 network, `203.0.113.0/24` or a single address.
@@ -157,6 +321,11 @@ impl Serialize for Policy {
         match self {
             Policy::IpRestrict(p) => map.serialize_entry(self.kind(), p)?,
             Policy::RequestSize(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::RequestTransform(p) | Policy::ResponseTransform(p) => {
+                map.serialize_entry(self.kind(), p)?
+            }
+            Policy::Cache(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Aggregate(p) => map.serialize_entry(self.kind(), p)?,
         }
         map.end()
     }
@@ -186,6 +355,10 @@ impl<'de> Visitor<'de> for PolicyVisitor {
         let policy = match kind.as_str() {
             "ip_restrict" => Policy::IpRestrict(map.next_value()?),
             "request_size" => Policy::RequestSize(map.next_value()?),
+            "request_transform" => Policy::RequestTransform(map.next_value()?),
+            "response_transform" => Policy::ResponseTransform(map.next_value()?),
+            "cache" => Policy::Cache(map.next_value()?),
+            "aggregate" => Policy::Aggregate(map.next_value()?),
             other if PLANNED.contains(&other) => {
                 return Err(de::Error::custom(format!(
                     "policy `{other}` is not enforced by this build of Tollgate; \

@@ -223,11 +223,17 @@ pub fn parse_document(text: &str) -> Result<(Document, SourceMap), ConfigError> 
                 Some(loc) => (Some(loc.line()), Some(loc.column())),
                 None => split(map.locate(&path)),
             };
+            let message = strip_yaml_position(&inner.to_string());
+            // yaml_serde starts some messages with the path; it is shown separately.
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map(str::to_string)
+                .unwrap_or(message);
             Located {
                 path,
                 line,
                 column,
-                message: strip_yaml_position(&inner.to_string()),
+                message,
             }
         })
     };

@@ -78,9 +78,11 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
         check_upstream(up, &path, &mut errs);
     }
 
-    for (i, policy) in doc.policies.iter().enumerate() {
-        check_policy(policy, &format!("policies[{i}]"), &mut errs);
-    }
+    let scope = |route: Option<&Route>| Scope {
+        upstreams: &upstream_names,
+        route_params: route.map(route_params),
+    };
+    check_policies(&doc.policies, "policies", &scope(None), &mut errs);
 
     let mut api_names = HashSet::new();
     let mut routes: Vec<(String, &Route)> = Vec::new();
@@ -100,9 +102,12 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                 format!("API `{}` is defined twice", api.name),
             );
         }
-        for (j, policy) in api.policies.iter().enumerate() {
-            check_policy(policy, &format!("{path}.policies[{j}]"), &mut errs);
-        }
+        check_policies(
+            &api.policies,
+            &format!("{path}.policies"),
+            &scope(None),
+            &mut errs,
+        );
         let versions: HashSet<&str> = api.versions.iter().map(|v| v.version.as_str()).collect();
         let mut seen = HashSet::new();
         for (j, v) in api.versions.iter().enumerate() {
@@ -160,12 +165,21 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                     );
                 }
             }
-            for (k, policy) in v.policies.iter().enumerate() {
-                check_policy(policy, &format!("{vpath}.policies[{k}]"), &mut errs);
-            }
+            check_policies(
+                &v.policies,
+                &format!("{vpath}.policies"),
+                &scope(None),
+                &mut errs,
+            );
             for (k, route) in v.routes.iter().enumerate() {
                 let rpath = format!("{vpath}.routes[{k}]");
                 check_route(route, &rpath, &mut errs);
+                check_policies(
+                    &route.policies,
+                    &format!("{rpath}.policies"),
+                    &scope(Some(route)),
+                    &mut errs,
+                );
                 routes.push((rpath, route));
             }
         }
@@ -280,18 +294,17 @@ pub fn check_target_url(url: &str) -> Result<(), String> {
             "`{url}` must be scheme://host[:port] with no path, query or credentials"
         ));
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, _)) if !h.ends_with(']') && h.contains(':') => (authority, None), // bare IPv6
-        Some((h, p)) => (h, Some(p)),
-        None => (authority, None),
-    };
-    if let Some(p) = port
-        && p.parse::<u16>().map(|p| p == 0).unwrap_or(true)
-    {
-        return Err(format!("`{url}` has an invalid port"));
+    // The same parse the gateway uses, so what validates is what can be served.
+    let parsed: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| format!("`{url}` has an invalid host or port (write IPv6 as [::1])"))?;
+    if parsed.host().is_empty() || parsed.port_u16() == Some(0) {
+        return Err(format!("`{url}` has an invalid host or port"));
     }
-    if host.is_empty() {
-        return Err(format!("`{url}` has no host"));
+    if authority.contains(':') && parsed.port().is_none() && !authority.starts_with('[') {
+        return Err(format!(
+            "`{url}`: write an IPv6 address in brackets, e.g. http://[::1]:8080"
+        ));
     }
     Ok(())
 }
@@ -328,12 +341,44 @@ fn check_route(route: &Route, path: &str, errs: &mut Errors) {
             );
         }
     }
-    for (i, policy) in route.policies.iter().enumerate() {
-        check_policy(policy, &format!("{path}.policies[{i}]"), errs);
+}
+
+/// Policy types that may appear more than once in one scope (their rules add up).
+const REPEATABLE: &[&str] = &["ip_restrict"];
+
+/// One scope's policies: each checked, and no type twice unless it adds up.
+fn check_policies(policies: &[Policy], path: &str, scope: &Scope<'_>, errs: &mut Errors) {
+    let mut seen = HashSet::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let ppath = format!("{path}[{i}]");
+        if !seen.insert(policy.kind()) && !REPEATABLE.contains(&policy.kind()) {
+            errs.push(
+                ppath.clone(),
+                format!(
+                    "`{}` appears twice in this scope; merge them into one",
+                    policy.kind()
+                ),
+            );
+        }
+        check_policy(policy, &ppath, scope, errs);
     }
 }
 
-fn check_policy(policy: &Policy, path: &str, errs: &mut Errors) {
+/// What a policy may refer to where it is attached.
+struct Scope<'a> {
+    upstreams: &'a HashSet<&'a str>,
+    /// The route's `{param}` names when the policy is on a route.
+    route_params: Option<Vec<String>>,
+}
+
+/// The `{name}` parameters a route pattern binds.
+fn route_params(route: &Route) -> Vec<String> {
+    crate::policy::placeholders(&route.path)
+        .map(|p| p.into_iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Errors) {
     match policy {
         Policy::IpRestrict(p) => {
             if p.allow.is_empty() && p.deny.is_empty() {
@@ -351,6 +396,197 @@ fn check_policy(policy: &Policy, path: &str, errs: &mut Errors) {
                 );
             }
         }
+        Policy::RequestTransform(t) => {
+            check_transform(t, &format!("{path}.request_transform"), true, scope, errs)
+        }
+        Policy::ResponseTransform(t) => {
+            check_transform(t, &format!("{path}.response_transform"), false, scope, errs)
+        }
+        Policy::Cache(c) => {
+            let cpath = format!("{path}.cache");
+            for (i, k) in c.key.iter().enumerate() {
+                let ok = k == "app" || k.strip_prefix("header:").is_some_and(is_token);
+                if !ok {
+                    errs.push(
+                        format!("{cpath}.key[{i}]"),
+                        format!("`{k}` is not a cache key part: use app or header:NAME"),
+                    );
+                }
+            }
+            if c.max_entry.is_some_and(|m| m.0 == 0) {
+                errs.push(format!("{cpath}.max_entry"), "max_entry must be above 0");
+            }
+            if c.ttl.is_some_and(|t| t.as_millis() == 0) {
+                errs.push(format!("{cpath}.ttl"), "ttl must be above 0");
+            }
+        }
+        Policy::Aggregate(a) => check_aggregate(a, &format!("{path}.aggregate"), scope, errs),
+    }
+}
+
+fn check_transform(
+    t: &crate::policy::Transform,
+    path: &str,
+    request: bool,
+    scope: &Scope<'_>,
+    errs: &mut Errors,
+) {
+    fn names(rules: &crate::policy::FieldRules) -> Vec<&String> {
+        let mut all: Vec<&String> = rules.remove.iter().collect();
+        all.extend(rules.rename.keys().chain(rules.rename.values()));
+        all.extend(rules.set.keys().chain(rules.add.keys()));
+        all
+    }
+    for name in names(&t.headers) {
+        if !is_token(name) {
+            errs.push(
+                format!("{path}.headers"),
+                format!("`{name}` is not a valid header name"),
+            );
+        }
+    }
+    for value in t.headers.set.values().chain(t.headers.add.values()) {
+        if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+            errs.push(
+                format!("{path}.headers"),
+                format!("header value `{value}` holds control characters"),
+            );
+        }
+    }
+    if !request && !t.query.is_empty() {
+        errs.push(
+            format!("{path}.query"),
+            "query rules apply to requests only",
+        );
+    }
+    for name in names(&t.query) {
+        if name.is_empty() {
+            errs.push(
+                format!("{path}.query"),
+                "a query parameter name cannot be empty",
+            );
+        }
+    }
+    if let Some(p) = &t.path {
+        if !request {
+            errs.push(
+                format!("{path}.path"),
+                "path rewrites apply to requests only",
+            );
+        } else if !p.starts_with('/') {
+            errs.push(format!("{path}.path"), format!("`{p}` must start with `/`"));
+        } else {
+            match crate::policy::placeholders(p) {
+                Err(msg) => errs.push(format!("{path}.path"), msg),
+                Ok(found) => {
+                    for name in found {
+                        match &scope.route_params {
+                            Some(params) if params.iter().any(|r| r == name) => {}
+                            Some(_) => errs.push(
+                                format!("{path}.path"),
+                                format!("`{{{name}}}` is not a parameter of this route"),
+                            ),
+                            None => errs.push(
+                                format!("{path}.path"),
+                                format!("`{{{name}}}` needs the transform to be on a route"),
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let fields = t
+        .body
+        .remove
+        .iter()
+        .chain(t.body.rename.keys())
+        .chain(t.body.rename.values())
+        .chain(t.body.set.keys())
+        .chain(t.body.add.keys());
+    for f in fields {
+        if f.is_empty() || f.split('.').any(str::is_empty) {
+            errs.push(
+                format!("{path}.body"),
+                format!("`{f}` is not a field path such as customer.email"),
+            );
+        }
+    }
+    if t.max_body.is_some_and(|m| m.0 == 0) {
+        errs.push(format!("{path}.max_body"), "max_body must be above 0");
+    }
+}
+
+fn check_aggregate(a: &crate::policy::Aggregate, path: &str, scope: &Scope<'_>, errs: &mut Errors) {
+    let Some(params) = &scope.route_params else {
+        errs.push(
+            path,
+            "aggregate answers a route: attach it to a route's policies",
+        );
+        return;
+    };
+    if a.steps.is_empty() {
+        errs.push(format!("{path}.steps"), "aggregate needs at least one step");
+    }
+    let mut earlier: Vec<&str> = Vec::new();
+    let mut keys = HashSet::new();
+    for (i, step) in a.steps.iter().enumerate() {
+        let spath = format!("{path}.steps[{i}]");
+        if !is_slug(&step.name) {
+            errs.push(
+                format!("{spath}.name"),
+                format!("`{}` is not a valid step name", step.name),
+            );
+        } else if earlier.contains(&step.name.as_str()) {
+            errs.push(
+                format!("{spath}.name"),
+                format!("step `{}` is defined twice", step.name),
+            );
+        }
+        if !scope.upstreams.contains(step.upstream.as_str()) {
+            errs.push(
+                format!("{spath}.upstream"),
+                format!("unknown upstream `{}`", step.upstream),
+            );
+        }
+        if !step.path.starts_with('/') {
+            errs.push(
+                format!("{spath}.path"),
+                format!("`{}` must start with `/`", step.path),
+            );
+        }
+        match crate::policy::placeholders(&step.path) {
+            Err(msg) => errs.push(format!("{spath}.path"), msg),
+            Ok(found) => {
+                for name in found {
+                    match name.split_once('.') {
+                        None if params.iter().any(|p| p == name) => {}
+                        None => errs.push(
+                            format!("{spath}.path"),
+                            format!("`{{{name}}}` is not a parameter of this route"),
+                        ),
+                        Some((step_name, _)) if earlier.contains(&step_name) => {}
+                        Some((step_name, _)) => errs.push(
+                            format!("{spath}.path"),
+                            format!(
+                                "`{{{name}}}` refers to `{step_name}`, which is not an earlier step"
+                            ),
+                        ),
+                    }
+                }
+            }
+        }
+        if step.timeout.is_some_and(|t| t.as_millis() == 0) {
+            errs.push(format!("{spath}.timeout"), "timeout must be above 0");
+        }
+        let key = step.key.as_deref().unwrap_or(&step.name);
+        if a.merge == crate::policy::MergeMode::Keyed && !keys.insert(key) {
+            errs.push(
+                format!("{spath}.key"),
+                format!("two steps use the key `{key}`"),
+            );
+        }
+        earlier.push(&step.name);
     }
 }
 
@@ -445,6 +681,11 @@ mod tests {
         assert!(check_target_url("http://svc.internal").is_ok());
         assert!(check_target_url("http://[::1]:80/").is_ok());
         assert!(check_target_url("http://x:0").is_err());
+        assert!(
+            check_target_url("http://::1").is_err(),
+            "bare IPv6 cannot be served"
+        );
+        assert!(check_target_url("http://x:99999").is_err());
         assert!(check_target_url("http://x/path").is_err());
         assert!(check_target_url("https://x").unwrap_err().contains("HTTPS"));
     }

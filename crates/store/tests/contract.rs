@@ -52,6 +52,20 @@ async fn postgres(test: &str) -> Option<Store> {
     Some(Store::open_postgres(opts).await.unwrap())
 }
 
+/// Removes a test's schema once the test passed.
+async fn drop_schema(test: &str) {
+    let schema = format!("t_{}_{}", test, std::process::id());
+    if let Ok(pool) =
+        sqlx::PgPool::connect_with(PgConnectOptions::from_str(&pg_url()).unwrap()).await
+    {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE"
+        )))
+        .execute(&pool)
+        .await;
+    }
+}
+
 fn change(op: ChangeOp, kind: EntityKind, name: &str, body: Option<serde_json::Value>) -> Change {
     Change {
         op,
@@ -72,6 +86,7 @@ macro_rules! contract {
             async fn postgres() {
                 if let Some(store) = super::postgres(stringify!($name)).await {
                     super::$name(store).await;
+                    super::drop_schema(stringify!($name)).await;
                 }
             }
         }

@@ -94,6 +94,11 @@ struct Running {
 /// * anything else: `200` JSON echo of the request
 ///   (`upstream`, `method`, `path`, `query`, `headers`, `body_len`, `version`).
 ///
+/// Any response carries extra headers asked for in the query as `rh-NAME=VALUE`
+/// (e.g. `?rh-cache-control=max-age%3D60`), so tests can script `Cache-Control`, `Vary`
+/// and the like. The echo's body also includes the request body as `body` when it is
+/// UTF-8 text.
+///
 /// After [`set_healthy(false)`](Self::set_healthy) every request answers `503`.
 /// The server stops when dropped.
 pub struct MockUpstream {
@@ -310,6 +315,7 @@ async fn accept_loop(listener: TcpListener, mode: Mode, shared: Arc<Shared>) {
 /// Routes one request and stamps `x-upstream` on the response.
 async fn handle(mut req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let path = req.uri().path().to_owned();
+    let scripted = scripted_headers(req.uri().query());
     let is_health = path.ends_with("/healthz");
     shared.hits.fetch_add(1, Ordering::SeqCst);
     if is_health {
@@ -356,7 +362,59 @@ async fn handle(mut req: Request<Incoming>, shared: &Shared) -> Response<Body> {
         "x-upstream",
         HeaderValue::from_str(&shared.name).unwrap_or(HeaderValue::from_static("invalid-name")),
     );
+    for (name, value) in scripted {
+        response.headers_mut().append(name, value);
+    }
     response
+}
+
+/// Response headers asked for in the query as `rh-NAME=VALUE` (percent-decoded).
+fn scripted_headers(query: Option<&str>) -> Vec<(http::HeaderName, HeaderValue)> {
+    let decode = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' if i + 2 < bytes.len() => {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
+                        16,
+                    ) {
+                        Ok(b) => {
+                            out.push(b);
+                            i += 3;
+                        }
+                        Err(_) => {
+                            out.push(b'%');
+                            i += 1;
+                        }
+                    }
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("rh-")?;
+            Some((
+                http::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_str(&decode(v)).ok()?,
+            ))
+        })
+        .collect()
 }
 
 fn record(shared: &Shared, req: &Request<Incoming>) {
@@ -469,10 +527,14 @@ fn trailers_response() -> Response<Body> {
 /// The default endpoint: reads the whole body and describes the request as JSON.
 async fn echo(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body_len = match body.collect().await {
-        Ok(collected) => collected.to_bytes().len(),
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
         Err(e) => return bad_request(shared, &format!("reading request body: {e}")),
     };
+    let body_len = body.len();
+    let body_text = (body_len <= 65_536)
+        .then(|| std::str::from_utf8(&body).ok())
+        .flatten();
     let mut headers = Map::new();
     for name in parts.headers.keys() {
         let value = parts
@@ -494,6 +556,7 @@ async fn echo(req: Request<Incoming>, shared: &Shared) -> Response<Body> {
             "authority": parts.uri.authority().map(|a| a.as_str()),
             "headers": headers,
             "body_len": body_len,
+            "body": body_text,
             "version": format!("{:?}", parts.version),
         }),
     )

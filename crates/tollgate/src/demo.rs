@@ -110,7 +110,7 @@ Tollgate demo is running.
   Proxy (API traffic):  http://{proxy}
   Admin API:            http://{admin}   token: {token}
   Sample upstream:      http://{upstream} (orders service)
-  Data directory:       {data_dir} (removed on exit)
+  Data:                 {data_dir}
 
 Try:
   curl -i http://{proxy}/v2/orders

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Largest request body when no `request_size` policy applies.
     #[arg(long, env = "TOLLGATE_MAX_BODY_SIZE", default_value = "16MB")]
     pub max_body_size: tollgate_model::ByteSize,
+    /// Memory for cached answers (`cache` policies).
+    #[arg(long, env = "TOLLGATE_CACHE_SIZE", default_value = "64MB")]
+    pub cache_size: tollgate_model::ByteSize,
     /// `text` or `json` log lines.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -89,15 +92,20 @@ pub fn run(args: ServeArgs, extras: Option<Extras>) -> Result<(), Failure> {
     let rt = rt
         .build()
         .map_err(|e| Failure::Runtime(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(serve(args, file_config, extras))
+    let result = rt.block_on(serve(args, file_config, extras));
+    // Whatever is still running (probes, pooled connections) is not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
 }
 
 fn init_logging(format: &str) -> Result<(), Failure> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         "text" => builder.try_init(),
         "json" => builder.json().try_init(),
@@ -120,6 +128,8 @@ fn install_metrics() -> Result<PrometheusHandle, Failure> {
         .install_recorder()
         .map_err(|e| Failure::Runtime(format!("metrics: {e}")))?;
     tollgate_gateway::metrics::describe();
+    // Present from the start so dashboards and alerts see a zero, not a gap.
+    metrics::counter!("tollgate_events_dropped_total").absolute(0);
     Ok(handle)
 }
 
@@ -214,6 +224,7 @@ async fn serve(
 
     let gateway = Gateway::new(Defaults {
         max_body: args.max_body_size.0,
+        cache_size: args.cache_size.0,
     });
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     sync_from_store(&store, &gateway)
@@ -252,7 +263,8 @@ async fn serve(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), node = ?args.node_name, "tollgate is serving");
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), %node, "tollgate is serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = spawn_background(store.clone(), gateway.clone(), prometheus, stop_rx.clone());
@@ -315,6 +327,16 @@ fn spawn_background(
             }
         }
     })
+}
+
+/// The machine's host name, the default node name.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tollgate".to_string())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -26,6 +26,7 @@ fn demo_prints_commands_that_work_as_printed() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let mut guard = KillOnDrop(Some(child));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -95,9 +96,22 @@ fn demo_prints_commands_that_work_as_printed() {
             assert!(body.contains("tollgate_requests_total"), "{body}");
         }
     }
+    let mut child = guard.0.take().unwrap();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "demo exited with {status:?}");
+}
+
+/// Stops the demo if the test fails before it does.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -69,6 +69,8 @@ impl TargetState {
                 tracing::info!(target_url = %self.url, "target back in rotation");
             } else {
                 self.down_since_ms.store(now_ms(), Ordering::Relaxed);
+                // Coming back takes the full run of good probes, however it left.
+                self.probe_successes.store(0, Ordering::Relaxed);
                 tracing::warn!(target_url = %self.url, "target taken out of rotation");
             }
         }

@@ -25,7 +25,7 @@ pub struct Purge {
     /// Every cached answer of this API.
     #[serde(default)]
     api: Option<String>,
-    /// One entry, by the key shown in its `X-Cache-Key` header.
+    /// One entry, by its key as listed by `GET /api/cache`.
     #[serde(default)]
     key: Option<String>,
     /// Every cached answer for this request path (any host, query or variant).
@@ -62,8 +62,9 @@ pub async fn purge_all(State(state): State<Arc<AdminState>>) -> Json<serde_json:
     Json(json!({ "purged": state.gateway.cache.purge_all() }))
 }
 
-/// How many answers the cache holds.
+/// How many answers the cache holds, and (up to 1000 of) their keys.
 #[utoipa::path(get, path = "/api/cache", responses((status = 200)), security(("bearer" = [])))]
 pub async fn stats(State(state): State<Arc<AdminState>>) -> Json<serde_json::Value> {
-    Json(json!({ "entries": state.gateway.cache.len() }))
+    let cache = &state.gateway.cache;
+    Json(json!({ "entries": cache.len(), "keys": cache.keys(1000) }))
 }

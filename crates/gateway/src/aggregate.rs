@@ -261,7 +261,7 @@ async fn call(step: &Step, path: &str, client: &HeaderMap) -> Result<Value, Stri
             .map_err(|_| "answer unreadable or too large".to_string())?
             .to_bytes();
         if !status.is_success() {
-            if status.is_server_error() {
+            if matches!(status.as_u16(), 502..=504) {
                 target.record_failure(pool.passive_threshold);
             }
             return Err(format!("upstream answered {}", status.as_u16()));

@@ -44,7 +44,8 @@ impl Entry {
         self.stored.elapsed() + Duration::from_secs(self.initial_age) < self.fresh_for
     }
 
-    fn matches(&self, request: &HeaderMap) -> bool {
+    /// Whether the request agrees with the stored answer's `Vary` headers.
+    pub fn matches(&self, request: &HeaderMap) -> bool {
         self.vary
             .iter()
             .all(|(name, value)| request.get(name) == value.as_ref())
@@ -227,7 +228,7 @@ impl ResponseCache {
     }
 
     pub fn purge_all(&self) -> u64 {
-        let n = self.inner.entries.entry_count();
+        let n = self.len();
         self.inner.entries.invalidate_all();
         n
     }
@@ -235,6 +236,16 @@ impl ResponseCache {
     pub fn len(&self) -> u64 {
         self.inner.entries.run_pending_tasks();
         self.inner.entries.entry_count()
+    }
+
+    /// Up to `limit` keys, for operators choosing what to purge.
+    pub fn keys(&self, limit: usize) -> Vec<String> {
+        self.inner
+            .entries
+            .iter()
+            .take(limit)
+            .map(|(k, _)| (*k).clone())
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -45,6 +45,8 @@ pub enum ProxyError {
     UpstreamTimeout { upstream: String },
     #[error("upstream {upstream} closed the connection or sent an invalid response")]
     UpstreamProtocol { upstream: String },
+    #[error("the upstream's answer is larger than the {limit}-byte limit for transforming it")]
+    AnswerTooLarge { limit: u64 },
     #[error("part `{step}` of the aggregated answer failed: {reason}")]
     AggregatePart { step: String, reason: String },
 }
@@ -63,6 +65,7 @@ impl ProxyError {
             ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::AnswerTooLarge { .. }
             | ProxyError::AggregatePart { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -82,6 +85,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::AnswerTooLarge { .. }
             | ProxyError::AggregatePart { .. } => Side::Upstream,
         }
     }
@@ -107,6 +111,7 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. } => "upstream-unreachable",
             ProxyError::UpstreamTimeout { .. } => "upstream-timeout",
             ProxyError::UpstreamProtocol { .. } => "upstream-error",
+            ProxyError::AnswerTooLarge { .. } => "answer-too-large",
             ProxyError::AggregatePart { .. } => "aggregate-part-failed",
         }
     }

@@ -149,16 +149,15 @@ async fn proxy(
     {
         let wanted = cache::directives(req.headers());
         if !wanted.no_store {
-            let pq = req
-                .uri()
-                .path_and_query()
-                .map(|pq| pq.as_str())
-                .unwrap_or("/");
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_string(),
+            };
             let key = policy.key(
                 route.cache_id,
                 req.method().as_str(),
                 host.as_deref().unwrap_or(""),
-                pq,
+                &pq,
                 req.headers(),
                 None,
             );
@@ -178,6 +177,7 @@ async fn proxy(
                     .await;
                     if let Ok(Ok(done)) = waited
                         && let Some(Some(entry)) = done.as_ref()
+                        && entry.matches(req.headers())
                     {
                         return Ok(entry.to_response("HIT"));
                     }
@@ -186,6 +186,7 @@ async fn proxy(
         }
     }
 
+    let method = req.method().clone();
     let params = &found.params;
     let mut forward_path = if route.strip_prefix {
         found.rest.clone()
@@ -249,9 +250,14 @@ async fn proxy(
             respond(route, upstream, client_upgrade)
         }
     };
+    let mut resp = resp;
+    for (name, value) in &route.lifecycle_headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    let head = method == Method::HEAD;
     let resp = match &route.response_transform {
         Some(t) if resp.status() != StatusCode::SWITCHING_PROTOCOLS => {
-            transform_response(t, resp).await?
+            transform_response(t, resp, head).await?
         }
         _ => resp,
     };
@@ -275,10 +281,14 @@ async fn request_body(
     }
     let pool = &route.upstream;
     let guarded = GuardedBody::new(body, route.max_body, pool.write_timeout);
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("json"));
     let Some(t) = route
         .request_transform
         .as_ref()
-        .filter(|t| t.has_body_rules())
+        .filter(|t| t.has_body_rules() && is_json)
     else {
         return Ok(guarded.boxed_unsync());
     };
@@ -297,15 +307,7 @@ async fn request_body(
             },
         )?
         .to_bytes();
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.contains("json"));
-    let out = if is_json {
-        t.apply_body(&bytes).unwrap_or(bytes)
-    } else {
-        bytes
-    };
+    let out = t.apply_body(&bytes).unwrap_or(bytes);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
     Ok(full(out))
 }
@@ -390,6 +392,7 @@ async fn forward_upstream(
 async fn transform_response(
     t: &CompiledTransform,
     resp: Response<ProxyBody>,
+    head: bool,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let (mut parts, body) = resp.into_parts();
     t.apply_headers(&mut parts.headers);
@@ -398,14 +401,17 @@ async fn transform_response(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.contains("json"));
-    if !t.has_body_rules() || !is_json {
+    let bodiless = head
+        || matches!(
+            parts.status,
+            StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+        );
+    if !t.has_body_rules() || !is_json || bodiless {
         return Ok(Response::from_parts(parts, body));
     }
     let (bytes, rest) = collect_up_to(body, t.max_body).await;
     if rest.is_some() {
-        return Err(ProxyError::UpstreamProtocol {
-            upstream: "answer too large or unreadable to transform".into(),
-        });
+        return Err(ProxyError::AnswerTooLarge { limit: t.max_body });
     }
     let out = t.apply_body(&bytes).unwrap_or(bytes);
     parts
@@ -581,9 +587,6 @@ fn respond(
     forward::strip_hop_by_hop(&mut parts.headers, switching);
     // The client's connection decides the protocol version, not the upstream's.
     parts.version = Version::default();
-    for (name, value) in &route.lifecycle_headers {
-        parts.headers.insert(name.clone(), value.clone());
-    }
     Response::from_parts(parts, body)
 }
 

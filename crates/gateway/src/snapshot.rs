@@ -259,14 +259,9 @@ fn compile_route(
     let cache_id = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        let scoped = serde_json::json!([
-            api.name,
-            version.version,
-            route,
-            version.policies,
-            api.policies,
-            doc.policies
-        ]);
+        // The whole version (status, dates, routes, policies) and the wider policies: any
+        // change there can change the answer, so it starts the route's cache afresh.
+        let scoped = serde_json::json!([api.name, version, api.policies, doc.policies]);
         scoped.to_string().hash(&mut h);
         h.finish()
     };

@@ -476,6 +476,17 @@ fn check_transform(
         } else if !p.starts_with('/') {
             errs.push(format!("{path}.path"), format!("`{p}` must start with `/`"));
         } else {
+            let filled: String = p
+                .split(['{', '}'])
+                .enumerate()
+                .map(|(i, part)| if i % 2 == 1 { "x" } else { part })
+                .collect();
+            if filled.parse::<http::uri::PathAndQuery>().is_err() || filled.contains('?') {
+                errs.push(
+                    format!("{path}.path"),
+                    format!("`{p}` is not a valid URL path (percent-encode special characters)"),
+                );
+            }
             match crate::policy::placeholders(p) {
                 Err(msg) => errs.push(format!("{path}.path"), msg),
                 Ok(found) => {

@@ -83,6 +83,27 @@ async fn tokens_roles_and_unauthenticated_endpoints() {
         .await
         .unwrap();
     assert_eq!(r.status, 403, "listing tokens needs admin");
+    // An admin token cannot revoke the owner's.
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/tokens",
+            &[("content-type", "application/json")],
+            json!({"name": "ops", "role": "admin"}).to_string(),
+        )
+        .await
+        .unwrap();
+    let admin = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = c
+        .request(
+            "DELETE",
+            &node.admin_url("/api/tokens/bootstrap"),
+            &[("authorization", &admin)],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
     // The list never shows secrets or hashes.
     let list = node.admin_get("/api/tokens").await.unwrap().text();
     assert!(

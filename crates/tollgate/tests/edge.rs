@@ -351,3 +351,43 @@ async fn invalid_edge_policies_are_rejected_with_their_path() {
         assert!(text.contains(expected), "missing `{expected}` in {text}");
     }
 }
+
+#[tokio::test]
+async fn coalesced_waiters_respect_vary_and_aggregates_carry_lifecycle_headers() {
+    let a = MockUpstream::start("a").await;
+    let yaml = format!(
+        "format_version: 1\nupstreams:\n{}apis:\n  - name: edge\n    versions:\n      - version: v1\n        status: deprecated\n        deprecated_at: \"2026-10-01T00:00:00Z\"\n        upstream: a\n        routes:\n          - {{ path: /lang, policies: [{{ cache: {{ ttl: 30s }} }}] }}\n          - {{ path: /agg, policies: [{{ aggregate: {{ steps: [{{ name: one, upstream: a, path: /x }}] }} }}] }}\n",
+        upstream("a", &[a.url()], "")
+    );
+    let node = start(&yaml).await;
+    let url = node.proxy_url("/lang/delay/400?rh-vary=accept-language");
+    let fr = tokio::spawn({
+        let url = url.clone();
+        async move {
+            Client::new()
+                .get_with(&url, &[("accept-language", "fr")])
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let de = Client::new()
+        .get_with(&url, &[("accept-language", "de")])
+        .await
+        .unwrap();
+    let fr = fr.await.unwrap();
+    assert_eq!(fr.json()["headers"]["accept-language"], "fr");
+    assert_eq!(
+        de.json()["headers"]["accept-language"],
+        "de",
+        "a waiter got another variant's answer"
+    );
+    let r = Client::new().get(&node.proxy_url("/agg")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("deprecation"), Some("@1790812800"));
+    let head = Client::new()
+        .request("HEAD", &node.proxy_url("/lang/x"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(head.status, 200);
+}

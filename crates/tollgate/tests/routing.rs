@@ -132,6 +132,7 @@ async fn forwarding_headers_request_ids_and_strip_prefix() {
                 ("connection", "x-hop"),
                 ("x-hop", "secret"),
                 ("x-custom", "kept"),
+                ("proxy-authorization", "Basic c2VjcmV0"),
             ],
         )
         .await
@@ -246,4 +247,19 @@ async fn ip_restrict_policies_narrowest_scope_wins() {
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     assert_eq!(c.get(&node.proxy_url("/open")).await.unwrap().status, 200);
     assert_eq!(m.traffic_hits(), 1);
+}
+
+#[tokio::test]
+async fn address_checks_come_before_lifecycle_answers_and_repeated_rules_add_up() {
+    let m = MockUpstream::start("svc").await;
+    let yaml = format!(
+        "format_version: 1\nupstreams:\n{}apis:\n  - name: old\n    versions:\n      - {{ version: v1, status: retired, upstream: svc, routes: [{{ path: /old }}] }}\npolicies:\n  - ip_restrict: {{ deny: [203.0.113.0/24] }}\n  - ip_restrict: {{ deny: [127.0.0.0/8] }}\n",
+        upstream("svc", &[m.url()], "")
+    );
+    let node = start(&yaml).await;
+    let r = Client::new().get(&node.proxy_url("/old")).await.unwrap();
+    assert_eq!(
+        r.status, 403,
+        "a refused client must not learn that a retired version exists"
+    );
 }

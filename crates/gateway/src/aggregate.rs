@@ -245,6 +245,8 @@ async fn call(step: &Step, path: &str, client: &HeaderMap) -> Result<Value, Stri
     }
     req.headers_mut()
         .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    req.headers_mut()
+        .insert(header::HOST, target.host_header.clone());
     let work = async {
         let resp = pool.client.request(req).await.map_err(|e| {
             target.record_failure(pool.passive_threshold);

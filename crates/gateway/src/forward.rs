@@ -18,6 +18,21 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// names. With `upgrade`, `Connection: upgrade` and `Upgrade` are kept for the tunnel.
 /// `TE: trailers` is kept: gRPC needs it end to end.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none of them: one pass over the names instead of a removal each.
+    let hop = |n: &HeaderName| {
+        n == header::CONNECTION
+            || n == header::TE
+            || n == header::TRAILER
+            || n == header::TRANSFER_ENCODING
+            || n == header::UPGRADE
+            || n == header::PROXY_AUTHENTICATE
+            || n == header::PROXY_AUTHORIZATION
+            || *n == KEEP_ALIVE
+            || *n == PROXY_CONNECTION
+    };
+    if !upgrade && !headers.keys().any(hop) {
+        return;
+    }
     if let Some(conn) = headers.get(header::CONNECTION) {
         let listed: Vec<HeaderName> = conn
             .to_str()
@@ -69,20 +84,27 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, host: Option<&str>) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {peer}"),
-        None => peer.to_string(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<HeaderValue>) {
+    match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => {
+            let peer = peer.to_str().unwrap_or("");
+            if let Ok(v) = HeaderValue::from_str(&format!("{prev}, {peer}")) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR.clone(), peer.clone());
+        }
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    if let Some(host) = host
-        && let Ok(v) = HeaderValue::from_str(host)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST.clone(), host);
     }
+}
+
+/// A peer address as a header value, made once per connection.
+pub fn peer_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The client's `X-Request-Id` if it is sane, else a new random one.
@@ -94,8 +116,9 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
-    let id = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut buf = [0u8; 32];
+    hex_into(&mut buf, fastrand::u128(..));
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// Keeps a valid W3C `traceparent`; otherwise starts a new trace.
@@ -105,12 +128,10 @@ pub fn ensure_traceparent(headers: &mut HeaderMap) {
         .and_then(|v| v.to_str().ok())
         .is_some_and(valid_traceparent);
     if !valid {
-        let value = format!(
-            "00-{:032x}-{:016x}-01",
-            fastrand::u128(1..),
-            fastrand::u64(1..)
-        );
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        hex_into(&mut buf[3..35], fastrand::u128(1..));
+        hex_into(&mut buf[36..52], u128::from(fastrand::u64(1..)));
+        if let Ok(v) = HeaderValue::from_bytes(&buf) {
             headers.insert(TRACEPARENT.clone(), v);
         }
     }
@@ -134,12 +155,30 @@ fn valid_traceparent(v: &str) -> bool {
 }
 
 /// `gateway;dur=X, upstream;dur=Y` in milliseconds.
-pub fn server_timing(gateway_ms: f64, upstream_ms: Option<f64>) -> HeaderValue {
-    let value = match upstream_ms {
-        Some(u) => format!("gateway;dur={gateway_ms:.3}, upstream;dur={u:.3}"),
-        None => format!("gateway;dur={gateway_ms:.3}"),
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("gateway"))
+pub fn server_timing(gateway_us: u64, upstream_us: Option<u64>) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 96];
+    let mut out = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(
+        out,
+        "gateway;dur={}.{:03}",
+        gateway_us / 1000,
+        gateway_us % 1000
+    );
+    if let Some(u) = upstream_us {
+        let _ = write!(out, ", upstream;dur={}.{:03}", u / 1000, u % 1000);
+    }
+    let len = usize::try_from(out.position()).unwrap_or(0);
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("gateway"))
+}
+
+/// Writes the low `out.len() * 4` bits of `n` as lower-case hex into `out`.
+fn hex_into(out: &mut [u8], mut n: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -190,7 +229,11 @@ mod tests {
     fn forwarded_for_appends() {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, "1.2.3.4".parse().unwrap());
-        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), Some("api.example.com"));
+        add_forwarded(
+            &mut h,
+            &peer_value("10.0.0.1".parse().unwrap()),
+            Some(HeaderValue::from_static("api.example.com")),
+        );
         assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "1.2.3.4, 10.0.0.1");
         assert_eq!(h.get(&X_FORWARDED_HOST).unwrap(), "api.example.com");
     }

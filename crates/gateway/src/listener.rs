@@ -78,9 +78,10 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
-                let info = ConnInfo { peer };
+                let info = ConnInfo::new(peer);
                 let service = service_fn(move |req| {
                     let gw = gw.clone();
+                    let info = info.clone();
                     async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

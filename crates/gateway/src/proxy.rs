@@ -27,9 +27,20 @@ use crate::transform::CompiledTransform;
 use crate::upstream::{TargetState, UpstreamPool, balance_key};
 
 /// What one connection knows about its client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address as a header value, made once per connection.
+    pub peer_value: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            peer_value: forward::peer_value(peer.ip()),
+        }
+    }
 }
 
 /// Answers one request. Never fails: every error becomes a problem+json response.
@@ -49,12 +60,13 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         }
     };
     let total = started.elapsed();
-    let upstream_ms = outcome.upstream_time.map(|d| d.as_secs_f64() * 1000.0);
-    let gateway_ms = total.as_secs_f64() * 1000.0 - upstream_ms.unwrap_or(0.0);
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let upstream_us = outcome.upstream_time.map(micros);
+    let gateway_us = micros(total).saturating_sub(upstream_us.unwrap_or(0));
     let headers = resp.headers_mut();
     headers.insert(
         forward::SERVER_TIMING.clone(),
-        forward::server_timing(gateway_ms.max(0.0), upstream_ms),
+        forward::server_timing(gateway_us, upstream_us),
     );
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
     let metrics = outcome
@@ -211,8 +223,11 @@ async fn proxy(
 
     let (mut parts, body) = req.into_parts();
     forward::strip_hop_by_hop(&mut parts.headers, upgrade);
-    parts.headers.remove(header::HOST);
-    forward::add_forwarded(&mut parts.headers, conn.peer.ip(), host.as_deref());
+    let forwarded_host = parts
+        .headers
+        .remove(header::HOST)
+        .or_else(|| host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()));
+    forward::add_forwarded(&mut parts.headers, &conn.peer_value, forwarded_host);
     parts
         .headers
         .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
@@ -324,15 +339,19 @@ async fn forward_upstream(
     outcome: &mut Outcome,
 ) -> Result<Response<Incoming>, ProxyError> {
     let pool = &route.upstream;
-    let hash = hash_input(pool, &parts.headers, conn);
+    let hash = hash_input(pool, &parts.headers, &conn);
     // A request without a body can be sent again; one with a body streams once.
     let replayable = body.is_end_stream();
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
+    // Each attempt goes to another target, so there are never more than targets.
     let attempts = if replayable && idempotent && !upgrade {
-        pool.retries + 1
+        usize::try_from(pool.retries)
+            .unwrap_or(0)
+            .saturating_add(1)
+            .min(pool.targets.len())
     } else {
         1
     };
@@ -367,6 +386,9 @@ async fn forward_upstream(
         } else {
             std::mem::take(&mut parts.headers)
         };
+        upstream_req
+            .headers_mut()
+            .insert(header::HOST, target.host_header.clone());
 
         let sent = Instant::now();
         let result = send(pool, target, upstream_req).await;
@@ -605,7 +627,7 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 }
 
 /// The key `balance: hash` hashes for this request, if the request has one.
-fn hash_input(pool: &Arc<UpstreamPool>, headers: &http::HeaderMap, conn: ConnInfo) -> Option<u64> {
+fn hash_input(pool: &Arc<UpstreamPool>, headers: &http::HeaderMap, conn: &ConnInfo) -> Option<u64> {
     match pool.hash_on.as_ref()? {
         HashOn::Header(name) => headers
             .get(name.as_str())

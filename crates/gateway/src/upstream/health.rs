@@ -96,6 +96,9 @@ async fn probe(pool: &UpstreamPool, authority: &http::uri::Authority, cfg: &Acti
         http::header::USER_AGENT,
         http::HeaderValue::from_static("tollgate-health"),
     );
+    if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+        req.headers_mut().insert(http::header::HOST, host);
+    }
     match tokio::time::timeout(cfg.timeout.as_std(), pool.client.request(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();

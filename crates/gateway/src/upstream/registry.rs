@@ -120,7 +120,9 @@ impl Registry {
                     .timer(TokioTimer::new())
                     .pool_timer(TokioTimer::new())
                     .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(1024);
+                    .pool_max_idle_per_host(1024)
+                    // The proxy sets Host from the target, made once per target.
+                    .set_host(false);
                 if protocol == UpstreamProtocol::H2c {
                     builder.http2_only(true);
                 }

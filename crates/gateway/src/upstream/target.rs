@@ -17,6 +17,8 @@ pub(crate) fn now_ms() -> u64 {
 pub struct TargetState {
     pub url: String,
     pub authority: Authority,
+    /// `Host` sent upstream, made once.
+    pub host_header: http::HeaderValue,
     healthy: AtomicBool,
     /// Failed requests in a row (passive checks).
     passive_failures: AtomicU32,
@@ -47,6 +49,8 @@ impl TargetState {
         gauge.set(1.0);
         TargetState {
             url: url.to_string(),
+            host_header: http::HeaderValue::from_str(authority.as_str())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost")),
             authority,
             healthy: AtomicBool::new(true),
             passive_failures: AtomicU32::new(0),

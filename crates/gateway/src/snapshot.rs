@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 use tollgate_model::policy::{IpRestrict, Policy};
 use tollgate_model::{ActiveHealth, Api, Document, Route, Version, VersionStatus};
-use tollgate_router::{RouteSpec, RouteTable, RouteTableBuilder};
+use tollgate_router::{RouteTable, RouteTableBuilder};
 
 use crate::aggregate::CompiledAggregate;
 use crate::cache::CompiledCache;
@@ -132,17 +132,7 @@ impl Snapshot {
                 for route in &version.routes {
                     let index = routes.len();
                     builder
-                        .add(RouteSpec {
-                            pattern: route.path.clone(),
-                            methods: route.methods.clone(),
-                            hosts: route.hosts.clone(),
-                            headers: route
-                                .headers
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect(),
-                            value: index,
-                        })
+                        .add(route.spec(index))
                         .map_err(|e| CompileError(e.to_string()))?;
                     routes.push(compile_route(
                         doc,

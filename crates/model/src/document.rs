@@ -374,6 +374,22 @@ pub struct Route {
 }
 
 impl Route {
+    /// The router's view of this route, carrying `value` on a match. Validation and the
+    /// gateway build their tables from this one description.
+    pub fn spec<T>(&self, value: T) -> tollgate_router::RouteSpec<T> {
+        tollgate_router::RouteSpec {
+            pattern: self.path.clone(),
+            methods: self.methods.clone(),
+            hosts: self.hosts.clone(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            value,
+        }
+    }
+
     /// The name used in metrics and logs.
     pub fn label(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.path)

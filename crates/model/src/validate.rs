@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use tollgate_router::{RouteSpec, RouteTableBuilder};
+use tollgate_router::RouteTableBuilder;
 
 use crate::document::{Balance, Document, Route, Upstream, is_token};
 use crate::policy::Policy;
@@ -604,17 +604,7 @@ fn check_aggregate(a: &crate::policy::Aggregate, path: &str, scope: &Scope<'_>, 
 fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
     let mut builder = RouteTableBuilder::new();
     for (i, (path, route)) in routes.iter().enumerate() {
-        let spec = RouteSpec {
-            pattern: route.path.clone(),
-            methods: route.methods.clone(),
-            hosts: route.hosts.clone(),
-            headers: route
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            value: i,
-        };
+        let spec = route.spec(i);
         if let Err(e) = builder.add(spec) {
             errs.push(format!("{path}.path"), e.to_string());
         }

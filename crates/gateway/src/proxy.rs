@@ -386,9 +386,11 @@ async fn forward_upstream(
         } else {
             std::mem::take(&mut parts.headers)
         };
+        // The target's host, unless a request transform chose one.
         upstream_req
             .headers_mut()
-            .insert(header::HOST, target.host_header.clone());
+            .entry(header::HOST)
+            .or_insert_with(|| target.host_header.clone());
 
         let sent = Instant::now();
         let result = send(pool, target, upstream_req).await;

@@ -113,7 +113,7 @@ async fn request_and_response_transforms() {
     let a = MockUpstream::start("a").await;
     let route = r#"{ path: "/shop/{id}", policies: [
         { request_transform: {
-            headers: { remove: [x-internal], rename: { x-client: x-partner }, set: { x-env: prod }, add: { x-via: tollgate } },
+            headers: { remove: [x-internal], rename: { x-client: x-partner }, set: { x-env: prod, host: internal.example }, add: { x-via: tollgate } },
             query: { remove: [debug], rename: { q: search }, set: { limit: "10" } },
             path: "/v2/items/{id}",
             body: { remove: [card.number], rename: { name: full_name }, add: { source: gateway } } } },
@@ -147,6 +147,11 @@ async fn request_and_response_transforms() {
     assert!(seen.get("x-internal").is_none());
     assert_eq!(seen.get("x-partner").unwrap(), "acme");
     assert_eq!(seen.get("x-env").unwrap(), "prod");
+    assert_eq!(
+        seen.get("host").unwrap(),
+        "internal.example",
+        "a transform may choose the Host sent upstream"
+    );
     assert_eq!(seen.get("x-via").unwrap(), "tollgate");
     let sent: serde_json::Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
     assert_eq!(

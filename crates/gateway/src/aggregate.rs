@@ -248,7 +248,7 @@ async fn call(step: &Step, path: &str, client: &HeaderMap) -> Result<Value, Stri
     req.headers_mut()
         .insert(header::HOST, target.host_header.clone());
     let work = async {
-        let resp = pool.client.request(req).await.map_err(|e| {
+        let resp = pool.client().request(req).await.map_err(|e| {
             target.record_failure(pool.passive_threshold);
             if e.is_connect() {
                 "upstream unreachable".to_string()

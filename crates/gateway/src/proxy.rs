@@ -544,7 +544,7 @@ async fn send(
     req: Request<ProxyBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
     target.in_flight.fetch_add(1, Ordering::Relaxed);
-    let result = tokio::time::timeout(pool.read_timeout, pool.client.request(req)).await;
+    let result = tokio::time::timeout(pool.read_timeout, pool.client().request(req)).await;
     target.in_flight.fetch_sub(1, Ordering::Relaxed);
     let upstream = || pool.name.to_string();
     match result {

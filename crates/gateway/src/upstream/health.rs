@@ -99,7 +99,7 @@ async fn probe(pool: &UpstreamPool, authority: &http::uri::Authority, cfg: &Acti
     if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
         req.headers_mut().insert(http::header::HOST, host);
     }
-    match tokio::time::timeout(cfg.timeout.as_std(), pool.client.request(req)).await {
+    match tokio::time::timeout(cfg.timeout.as_std(), pool.client().request(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();
             drop(resp);

@@ -25,7 +25,8 @@ pub struct UpstreamPool {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub protocol: UpstreamProtocol,
-    pub client: HttpClient,
+    /// Which pooled client serves this upstream (see [`UpstreamPool::client`]).
+    client_key: ClientKey,
     /// Failures in a row that eject a target (passive health), if configured.
     pub passive_threshold: Option<u32>,
     /// When a passively ejected target is retried (only without active probes).
@@ -45,7 +46,6 @@ impl std::fmt::Debug for UpstreamPool {
 #[derive(Default)]
 pub struct Registry {
     targets: Mutex<HashMap<(String, String), Arc<TargetState>>>,
-    clients: Mutex<HashMap<(u64, UpstreamProtocol), HttpClient>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -89,7 +89,7 @@ impl Registry {
             read_timeout: up.timeouts.read.as_std(),
             write_timeout: up.timeouts.write.as_std(),
             protocol: up.protocol,
-            client: self.client(up.timeouts.connect.as_std(), up.protocol),
+            client_key: (up.timeouts.connect.as_std(), up.protocol),
             passive_threshold: up.health.passive.as_ref().map(|p| p.unhealthy),
             cooldown: match (&up.health.passive, active) {
                 (Some(p), false) => Some(p.cooldown.as_std()),
@@ -102,32 +102,45 @@ impl Registry {
     pub fn retain(&self, live: &HashSet<(String, String)>) {
         lock(&self.targets).retain(|k, _| live.contains(k));
     }
+}
 
-    fn client(&self, connect_timeout: Duration, protocol: UpstreamProtocol) -> HttpClient {
-        let key = (
-            u64::try_from(connect_timeout.as_millis()).unwrap_or(u64::MAX),
-            protocol,
-        );
-        lock(&self.clients)
-            .entry(key)
-            .or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(Some(connect_timeout));
-                connector.set_keepalive(Some(Duration::from_secs(60)));
-                let mut builder = Client::builder(TokioExecutor::new());
-                builder
-                    .timer(TokioTimer::new())
-                    .pool_timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(1024)
-                    // The proxy sets Host from the target, made once per target.
-                    .set_host(false);
-                if protocol == UpstreamProtocol::H2c {
-                    builder.http2_only(true);
-                }
-                builder.build(connector)
-            })
-            .clone()
+/// Connect timeout and protocol: what distinguishes one client from another.
+type ClientKey = (Duration, UpstreamProtocol);
+
+thread_local! {
+    /// Each proxy worker thread keeps its own clients, so a pooled upstream connection is
+    /// driven by the same thread (and runtime) as the requests that use it.
+    static CLIENTS: std::cell::RefCell<HashMap<ClientKey, HttpClient>> = std::cell::RefCell::new(HashMap::new());
+}
+
+impl UpstreamPool {
+    /// This thread's client for the upstream, with its own connection pool.
+    pub fn client(&self) -> HttpClient {
+        CLIENTS.with(|clients| {
+            clients
+                .borrow_mut()
+                .entry(self.client_key)
+                .or_insert_with(|| build_client(self.client_key))
+                .clone()
+        })
     }
+}
+
+fn build_client((connect_timeout, protocol): ClientKey) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_keepalive(Some(Duration::from_secs(60)));
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(1024)
+        // The proxy sets Host from the target, made once per target.
+        .set_host(false);
+    if protocol == UpstreamProtocol::H2c {
+        builder.http2_only(true);
+    }
+    builder.build(connector)
 }

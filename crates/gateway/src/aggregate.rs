@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value};
 use tollgate_model::UpstreamProtocol;
@@ -278,9 +278,4 @@ async fn call(step: &Step, path: &str, client: &HeaderMap) -> Result<Value, Stri
             Err(format!("no answer within {:?}", step.timeout))
         }
     }
-}
-
-/// The 502 answer for a failed required part.
-pub fn failure_status() -> StatusCode {
-    StatusCode::BAD_GATEWAY
 }

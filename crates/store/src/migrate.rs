@@ -28,54 +28,34 @@ macro_rules! run_migrations {
             .await
             .map_err(|source| StoreError::Migration { version: 0, source })?;
         for m in MIGRATIONS {
-            let mut tx = $pool
-                .begin()
-                .await
-                .map_err(|source| StoreError::Migration {
-                    version: m.version,
-                    source,
-                })?;
+            let fail = |source| StoreError::Migration {
+                version: m.version,
+                source,
+            };
+            let mut tx = $pool.begin().await.map_err(fail)?;
             if let Some(lock) = $lock {
-                sqlx::query(lock)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|source| StoreError::Migration {
-                        version: m.version,
-                        source,
-                    })?;
+                sqlx::query(lock).execute(&mut *tx).await.map_err(fail)?;
             }
             let done = sqlx::query("SELECT COUNT(*) FROM tollgate_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_one(&mut *tx)
                 .await
                 .and_then(|row| row.try_get::<i64, _>(0))
-                .map_err(|source| StoreError::Migration {
-                    version: m.version,
-                    source,
-                })?;
+                .map_err(fail)?;
             if done > 0 {
                 continue;
             }
             sqlx::raw_sql(m.$sql)
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| StoreError::Migration {
-                    version: m.version,
-                    source,
-                })?;
+                .map_err(fail)?;
             sqlx::query("INSERT INTO tollgate_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(m.version)
                 .bind(crate::now_rfc3339())
                 .execute(&mut *tx)
                 .await
-                .map_err(|source| StoreError::Migration {
-                    version: m.version,
-                    source,
-                })?;
-            tx.commit().await.map_err(|source| StoreError::Migration {
-                version: m.version,
-                source,
-            })?;
+                .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
             tracing::info!(version = m.version, "applied store migration");
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::{App, Developer};
 use crate::policy::Policy;
 use crate::units::Duration;
 
@@ -22,6 +23,23 @@ pub struct Document {
     /// Global policies, applied to every route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub developers: Vec<Developer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<App>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub settings: Settings,
+}
+
+/// Node-wide gateway settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Proxies in front of the gateway whose `X-Forwarded-For` is believed: the client
+    /// address is the right-most address of that header not in this list. Without it the
+    /// peer address is the client, whatever the header says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<crate::policy::Cidr>,
 }
 
 impl Document {
@@ -47,6 +65,19 @@ impl Document {
                 }
                 None => out.apis.push(api.clone()),
             }
+        }
+        for d in &stored.developers {
+            if !self.developers.iter().any(|m| m.email == d.email) {
+                out.developers.push(d.clone());
+            }
+        }
+        for a in &stored.apps {
+            if !self.apps.iter().any(|m| m.name == a.name) {
+                out.apps.push(a.clone());
+            }
+        }
+        if self.settings == Settings::default() {
+            out.settings = stored.settings.clone();
         }
         let mine = crate::entity::policy_names(&self.policies);
         for (name, p) in crate::entity::policy_names(&stored.policies)

@@ -8,7 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::document::{Api, Document, Upstream, Version};
+use crate::document::{Api, Document, Settings, Upstream, Version};
+use crate::identity::{App, Developer};
 use crate::policy::Policy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -18,6 +19,9 @@ pub enum EntityKind {
     Api,
     Version,
     Policy,
+    Settings,
+    Developer,
+    App,
 }
 
 impl EntityKind {
@@ -27,6 +31,9 @@ impl EntityKind {
             EntityKind::Api => "api",
             EntityKind::Version => "version",
             EntityKind::Policy => "policy",
+            EntityKind::Settings => "settings",
+            EntityKind::Developer => "developer",
+            EntityKind::App => "app",
         }
     }
 
@@ -36,6 +43,9 @@ impl EntityKind {
             "api" => EntityKind::Api,
             "version" => EntityKind::Version,
             "policy" => EntityKind::Policy,
+            "settings" => EntityKind::Settings,
+            "developer" => EntityKind::Developer,
+            "app" => EntityKind::App,
             _ => return None,
         })
     }
@@ -188,6 +198,18 @@ impl EntitySet {
         for (name, p) in policy_names(&doc.policies).into_iter().zip(&doc.policies) {
             set.insert(EntityKey::new(EntityKind::Policy, name), to_value(p));
         }
+        if doc.settings != Settings::default() {
+            set.insert(
+                EntityKey::new(EntityKind::Settings, "settings"),
+                to_value(&doc.settings),
+            );
+        }
+        for d in &doc.developers {
+            set.insert(EntityKey::new(EntityKind::Developer, &d.email), to_value(d));
+        }
+        for a in &doc.apps {
+            set.insert(EntityKey::new(EntityKind::App, &a.name), to_value(a));
+        }
         EntitySet(set)
     }
 
@@ -218,6 +240,11 @@ impl EntitySet {
                         .push(Version::deserialize(body).map_err(bad)?);
                 }
                 EntityKind::Policy => doc.policies.push(Policy::deserialize(body).map_err(bad)?),
+                EntityKind::Settings => doc.settings = Settings::deserialize(body).map_err(bad)?,
+                EntityKind::Developer => doc
+                    .developers
+                    .push(Developer::deserialize(body).map_err(bad)?),
+                EntityKind::App => doc.apps.push(App::deserialize(body).map_err(bad)?),
             }
         }
         for api in &mut doc.apis {
@@ -275,7 +302,7 @@ impl EntitySet {
         // Creates and updates in dependency order, deletes in reverse.
         changes.sort_by(|a, b| {
             let rank = |c: &Change| match c.op {
-                ChangeOp::Delete => (1, 3 - c.key.kind as i32),
+                ChangeOp::Delete => (1, -(c.key.kind as i32)),
                 _ => (0, c.key.kind as i32),
             };
             rank(a)

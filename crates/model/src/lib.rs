@@ -8,6 +8,7 @@
 
 pub mod document;
 pub mod entity;
+pub mod identity;
 pub mod policy;
 pub mod source;
 pub mod units;
@@ -15,8 +16,9 @@ pub mod validate;
 
 pub use document::{
     ActiveHealth, Api, Balance, Document, HashOn, Health, PassiveHealth, Route, Target, Timeouts,
-    Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
+    Settings, Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
 };
+pub use identity::{App, AppKey, BasicCredential, Developer};
 pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 pub use policy::Policy;
 pub use source::{ConfigError, Located, SourceMap, parse_document};

@@ -18,6 +18,14 @@ use crate::units::ByteSize;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Policy {
+    KeyAuth(KeyAuth),
+    Jwt(Jwt),
+    BasicAuth(BasicAuth),
+    OAuth2Introspection(OAuth2Introspection),
+    Acl(Acl),
+    Scopes(Scopes),
+    Authorize(Authorize),
+    Cors(Cors),
     IpRestrict(IpRestrict),
     RequestSize(RequestSize),
     RequestTransform(Transform),
@@ -28,6 +36,14 @@ pub enum Policy {
 
 /// Policy types this build enforces.
 pub const AVAILABLE: &[&str] = &[
+    "key_auth",
+    "jwt",
+    "basic_auth",
+    "oauth2_introspection",
+    "acl",
+    "scopes",
+    "authorize",
+    "cors",
     "ip_restrict",
     "request_size",
     "request_transform",
@@ -38,15 +54,7 @@ pub const AVAILABLE: &[&str] = &[
 
 /// Policy types of the public contract that later builds enforce.
 const PLANNED: &[&str] = &[
-    "key_auth",
-    "jwt",
-    "basic_auth",
     "mtls",
-    "oauth2_introspection",
-    "acl",
-    "scopes",
-    "authorize",
-    "cors",
     "rate_limit",
     "quota",
     "circuit_breaker",
@@ -57,6 +65,14 @@ impl Policy {
     /// The policy type, as written in configuration.
     pub fn kind(&self) -> &'static str {
         match self {
+            Policy::KeyAuth(_) => "key_auth",
+            Policy::Jwt(_) => "jwt",
+            Policy::BasicAuth(_) => "basic_auth",
+            Policy::OAuth2Introspection(_) => "oauth2_introspection",
+            Policy::Acl(_) => "acl",
+            Policy::Scopes(_) => "scopes",
+            Policy::Authorize(_) => "authorize",
+            Policy::Cors(_) => "cors",
             Policy::IpRestrict(_) => "ip_restrict",
             Policy::RequestSize(_) => "request_size",
             Policy::RequestTransform(_) => "request_transform",
@@ -65,6 +81,205 @@ impl Policy {
             Policy::Aggregate(_) => "aggregate",
         }
     }
+
+    /// Whether this policy authenticates callers (the `authenticate` phase).
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self,
+            Policy::KeyAuth(_)
+                | Policy::Jwt(_)
+                | Policy::BasicAuth(_)
+                | Policy::OAuth2Introspection(_)
+        )
+    }
+}
+
+fn default_key_header() -> String {
+    "x-api-key".to_string()
+}
+
+fn is_default_key_header(s: &String) -> bool {
+    *s == default_key_header()
+}
+
+/// `key_auth`: the caller presents an app's API key in a header (default `x-api-key`)
+/// or, when `query` is set, a query parameter. The key is removed before forwarding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAuth {
+    #[serde(
+        default = "default_key_header",
+        skip_serializing_if = "is_default_key_header"
+    )]
+    pub header: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+fn default_app_claim() -> String {
+    "sub".to_string()
+}
+
+fn is_default_app_claim(s: &String) -> bool {
+    *s == default_app_claim()
+}
+
+fn default_leeway() -> crate::units::Duration {
+    crate::units::Duration::from_secs(30)
+}
+
+fn is_default_leeway(d: &crate::units::Duration) -> bool {
+    *d == default_leeway()
+}
+
+/// `jwt`: a bearer token signed by a trusted issuer. Keys are given inline (`keys`) or
+/// fetched from `jwks_url` (cached; refetched when a token names an unknown `kid`, at most
+/// once per `jwks_refresh`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    /// Accepted `iss` values (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuer: Vec<String>,
+    /// Accepted `aud` values (any when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Shortest time between two fetches of the JWKS (default 1m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_refresh: Option<crate::units::Duration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<JwtKey>,
+    /// The claim that names the app (matched against apps' `jwt_subjects`).
+    #[serde(
+        default = "default_app_claim",
+        skip_serializing_if = "is_default_app_claim"
+    )]
+    pub app_claim: String,
+    /// Refuse tokens whose `app_claim` names no app (default: accept them as an
+    /// authenticated subject without an app).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub require_app: bool,
+    /// Claims passed upstream: claim name → header name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub forward_claims: IndexMap<String, String>,
+    /// Tolerance for `exp` and `nbf` (default 30s).
+    #[serde(default = "default_leeway", skip_serializing_if = "is_default_leeway")]
+    pub leeway: crate::units::Duration,
+}
+
+/// A verification key for `jwt`: a public JWK (`jwk`), a PEM public key with its `alg`,
+/// or an HMAC `secret` with its `alg` (HS256/384/512; sealed when stored).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwk: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// `basic_auth`: HTTP Basic credentials of an app (`apps[].basic`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+}
+
+fn default_client_claim() -> String {
+    "client_id".to_string()
+}
+
+fn is_default_client_claim(s: &String) -> bool {
+    *s == default_client_claim()
+}
+
+/// `oauth2_introspection`: an opaque bearer token checked with the authorization
+/// server's introspection endpoint (RFC 7662). Answers are cached for the token's
+/// remaining life, at most `cache_ttl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Introspection {
+    pub url: String,
+    pub client_id: String,
+    /// Sealed when stored.
+    pub client_secret: String,
+    /// The field of the introspection answer that names the app (matched against apps'
+    /// `oauth2_clients`).
+    #[serde(
+        default = "default_client_claim",
+        skip_serializing_if = "is_default_client_claim"
+    )]
+    pub app_claim: String,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub require_app: bool,
+    /// Longest time an answer is reused (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<crate::units::Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<crate::units::Duration>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub forward_claims: IndexMap<String, String>,
+}
+
+/// `acl`: allow or deny apps by group. `deny` wins; with `allow`, an app must be in one of
+/// the groups.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acl {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+/// `scopes`: the token's `scope` (space-separated) or `scp` (list) must hold every
+/// scope of `required` and, when `any` is set, at least one of `any`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scopes {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<String>,
+}
+
+/// `authorize`: Cedar policies over the caller (principal), the method (action) and the
+/// route (resource), with the request as context. Denied unless a `permit` applies and
+/// no `forbid` does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorize {
+    pub cedar: String,
+}
+
+/// `cors`: answers preflight requests at the gateway and adds the CORS headers to
+/// answers for allowed origins.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    /// Allowed origins (`https://app.example.com`), or `*`.
+    pub origins: Vec<String>,
+    /// Allowed methods (default GET, HEAD, POST).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Allowed request headers (default: those the preflight asks for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose_headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub credentials: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<crate::units::Duration>,
 }
 
 /// Allow or deny clients by address. With `allow`, only listed networks get through;
@@ -319,6 +534,14 @@ impl Serialize for Policy {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(1))?;
         match self {
+            Policy::KeyAuth(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Jwt(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::BasicAuth(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::OAuth2Introspection(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Acl(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Scopes(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Authorize(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Cors(p) => map.serialize_entry(self.kind(), p)?,
             Policy::IpRestrict(p) => map.serialize_entry(self.kind(), p)?,
             Policy::RequestSize(p) => map.serialize_entry(self.kind(), p)?,
             Policy::RequestTransform(p) | Policy::ResponseTransform(p) => {
@@ -353,6 +576,14 @@ impl<'de> Visitor<'de> for PolicyVisitor {
             ));
         };
         let policy = match kind.as_str() {
+            "key_auth" => Policy::KeyAuth(map.next_value()?),
+            "jwt" => Policy::Jwt(map.next_value()?),
+            "basic_auth" => Policy::BasicAuth(map.next_value()?),
+            "oauth2_introspection" => Policy::OAuth2Introspection(map.next_value()?),
+            "acl" => Policy::Acl(map.next_value()?),
+            "scopes" => Policy::Scopes(map.next_value()?),
+            "authorize" => Policy::Authorize(map.next_value()?),
+            "cors" => Policy::Cors(map.next_value()?),
             "ip_restrict" => Policy::IpRestrict(map.next_value()?),
             "request_size" => Policy::RequestSize(map.next_value()?),
             "request_transform" => Policy::RequestTransform(map.next_value()?),
@@ -415,7 +646,7 @@ mod tests {
 
     #[test]
     fn unenforced_policies_are_refused_by_name() {
-        let err = serde_json::from_str::<Policy>(r#"{"key_auth":{}}"#).unwrap_err();
+        let err = serde_json::from_str::<Policy>(r#"{"mtls":{}}"#).unwrap_err();
         assert!(
             err.to_string().contains("not enforced by this build"),
             "{err}"

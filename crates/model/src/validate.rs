@@ -185,6 +185,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
         }
     }
     check_route_conflicts(&routes, &mut errs);
+    check_identities(doc, &mut errs);
     errs.0
 }
 
@@ -421,6 +422,324 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
             }
         }
         Policy::Aggregate(a) => check_aggregate(a, &format!("{path}.aggregate"), scope, errs),
+        Policy::KeyAuth(k) => {
+            if !is_token(&k.header) {
+                errs.push(
+                    format!("{path}.key_auth.header"),
+                    format!("`{}` is not a valid header name", k.header),
+                );
+            }
+            if k.query.as_deref().is_some_and(str::is_empty) {
+                errs.push(
+                    format!("{path}.key_auth.query"),
+                    "the query parameter name is empty",
+                );
+            }
+        }
+        Policy::Jwt(j) => check_jwt(j, &format!("{path}.jwt"), errs),
+        Policy::BasicAuth(_) => {}
+        Policy::OAuth2Introspection(o) => {
+            let opath = format!("{path}.oauth2_introspection");
+            if let Err(e) = check_target_url(&o.url) {
+                errs.push(format!("{opath}.url"), e);
+            }
+            if o.client_id.is_empty() {
+                errs.push(format!("{opath}.client_id"), "client_id is empty");
+            }
+            if o.client_secret.is_empty() {
+                errs.push(format!("{opath}.client_secret"), "client_secret is empty");
+            }
+            check_forward_claims(&o.forward_claims, &format!("{opath}.forward_claims"), errs);
+        }
+        Policy::Acl(a) => {
+            if a.allow.is_empty() && a.deny.is_empty() {
+                errs.push(format!("{path}.acl"), "acl needs `allow` or `deny` groups");
+            }
+        }
+        Policy::Scopes(sc) => {
+            if sc.required.is_empty() && sc.any.is_empty() {
+                errs.push(
+                    format!("{path}.scopes"),
+                    "scopes needs `required` or `any` scopes",
+                );
+            }
+        }
+        Policy::Authorize(a) => {
+            if let Err(e) = a.cedar.parse::<cedar_policy::PolicySet>() {
+                let mut message = String::from("the Cedar policies do not parse:");
+                for err in e.iter() {
+                    message.push(' ');
+                    message.push_str(&err.to_string());
+                    if let Some(labels) = miette::Diagnostic::labels(err) {
+                        for l in labels {
+                            let (line, col) = line_col(&a.cedar, l.offset());
+                            message.push_str(&format!(" (line {line}, column {col})"));
+                        }
+                    }
+                    message.push(';');
+                }
+                message.pop();
+                errs.push(format!("{path}.authorize.cedar"), message);
+            }
+        }
+        Policy::Cors(c) => {
+            let cpath = format!("{path}.cors");
+            if c.origins.is_empty() {
+                errs.push(
+                    format!("{cpath}.origins"),
+                    "cors needs at least one origin (or `*`)",
+                );
+            }
+            for (i, o) in c.origins.iter().enumerate() {
+                let ok = o == "*"
+                    || ((o.starts_with("https://") || o.starts_with("http://"))
+                        && !o.ends_with('/')
+                        && !o.contains(char::is_whitespace));
+                if !ok {
+                    errs.push(
+                        format!("{cpath}.origins[{i}]"),
+                        format!("`{o}` is not an origin such as https://app.example.com or `*`"),
+                    );
+                }
+            }
+            if c.credentials && c.origins.iter().any(|o| o == "*") {
+                errs.push(
+                    format!("{cpath}.credentials"),
+                    "credentials cannot be allowed for every origin (`*`); list the origins",
+                );
+            }
+            for (i, m) in c.methods.iter().enumerate() {
+                if http::Method::from_bytes(m.as_bytes()).is_err() {
+                    errs.push(
+                        format!("{cpath}.methods[{i}]"),
+                        format!("`{m}` is not an HTTP method"),
+                    );
+                }
+            }
+            for (field, list) in [("headers", &c.headers), ("expose_headers", &c.expose_headers)] {
+                for (i, h) in list.iter().enumerate() {
+                    if !is_token(h) {
+                        errs.push(
+                            format!("{cpath}.{field}[{i}]"),
+                            format!("`{h}` is not a valid header name"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Line and column (1-based) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |n| before.len() - n - 1) + 1;
+    (line, col)
+}
+
+const JWT_ALGS: &[&str] = &[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "EdDSA",
+];
+
+fn check_jwt(j: &crate::policy::Jwt, path: &str, errs: &mut Errors) {
+    if j.keys.is_empty() && j.jwks_url.is_none() {
+        errs.push(path.to_string(), "jwt needs `keys` or a `jwks_url`");
+    }
+    if let Some(url) = &j.jwks_url
+        && let Err(e) = check_target_url(url)
+    {
+        errs.push(format!("{path}.jwks_url"), e);
+    }
+    for (i, k) in j.keys.iter().enumerate() {
+        let kpath = format!("{path}.keys[{i}]");
+        let forms = [k.jwk.is_some(), k.pem.is_some(), k.secret.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if forms != 1 {
+            errs.push(
+                kpath.clone(),
+                "a key is exactly one of `jwk`, `pem` or `secret`",
+            );
+        }
+        match &k.alg {
+            Some(alg) if !JWT_ALGS.contains(&alg.as_str()) => errs.push(
+                format!("{kpath}.alg"),
+                format!("`{alg}` is not a supported algorithm: {}", JWT_ALGS.join(", ")),
+            ),
+            Some(alg) if k.secret.is_some() && !alg.starts_with("HS") => errs.push(
+                format!("{kpath}.alg"),
+                format!("a `secret` is an HMAC key; `{alg}` needs a public key"),
+            ),
+            Some(alg) if k.secret.is_none() && alg.starts_with("HS") => errs.push(
+                format!("{kpath}.alg"),
+                format!("`{alg}` is an HMAC algorithm; give its `secret`"),
+            ),
+            None if k.jwk.is_none() => errs.push(
+                format!("{kpath}.alg"),
+                "`alg` is required for `pem` and `secret` keys",
+            ),
+            _ => {}
+        }
+        if k.secret.as_deref().is_some_and(str::is_empty) {
+            errs.push(format!("{kpath}.secret"), "the secret is empty");
+        }
+    }
+    if j.app_claim.is_empty() {
+        errs.push(format!("{path}.app_claim"), "app_claim is empty");
+    }
+    check_forward_claims(&j.forward_claims, &format!("{path}.forward_claims"), errs);
+}
+
+fn check_forward_claims(
+    claims: &indexmap::IndexMap<String, String>,
+    path: &str,
+    errs: &mut Errors,
+) {
+    for (claim, header) in claims {
+        if !is_token(header) {
+            errs.push(
+                format!("{path}.{claim}"),
+                format!("`{header}` is not a valid header name"),
+            );
+        }
+    }
+}
+
+/// Developers and apps: names, owners, credentials.
+fn check_identities(doc: &Document, errs: &mut Errors) {
+    let mut emails = HashSet::new();
+    for (i, d) in doc.developers.iter().enumerate() {
+        let path = format!("developers[{i}].email");
+        let e = d.email.as_str();
+        let plausible = e.len() <= 254
+            && e.split_once('@').is_some_and(|(user, domain)| {
+                !user.is_empty() && domain.contains('.') && !domain.starts_with('.')
+            })
+            && !e.contains(char::is_whitespace);
+        if !plausible {
+            errs.push(path, format!("`{e}` is not an email address"));
+        } else if !emails.insert(e.to_ascii_lowercase()) {
+            errs.push(path, format!("developer `{e}` is defined twice"));
+        }
+    }
+    let mut names = HashSet::new();
+    let mut key_ids = HashSet::new();
+    let mut usernames = HashSet::new();
+    let mut subjects = HashSet::new();
+    for (i, app) in doc.apps.iter().enumerate() {
+        let path = format!("apps[{i}]");
+        if !is_slug(&app.name) {
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits, `-` and `_`",
+                    app.name
+                ),
+            );
+        } else if !names.insert(app.name.as_str()) {
+            errs.push(
+                format!("{path}.name"),
+                format!("app `{}` is defined twice", app.name),
+            );
+        }
+        if !emails.contains(&app.owner.to_ascii_lowercase()) {
+            errs.push(
+                format!("{path}.owner"),
+                format!("unknown developer `{}`", app.owner),
+            );
+        }
+        let active = app.keys.len();
+        if active > 2 {
+            errs.push(
+                format!("{path}.keys"),
+                format!(
+                    "an app holds at most two keys (one to rotate to); this one has {active}"
+                ),
+            );
+        }
+        for (k, key) in app.keys.iter().enumerate() {
+            let kpath = format!("{path}.keys[{k}]");
+            match (&key.secret, &key.id, &key.hash) {
+                (Some(secret), None, None) => {
+                    if secret.len() < 16 {
+                        errs.push(
+                            format!("{kpath}.secret"),
+                            "a key must be at least 16 characters long",
+                        );
+                    }
+                }
+                (None, Some(id), Some(hash)) => {
+                    if !key_ids.insert(id.as_str()) {
+                        errs.push(format!("{kpath}.id"), format!("key id `{id}` is used twice"));
+                    }
+                    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        errs.push(format!("{kpath}.hash"), "a key hash is 64 hex digits");
+                    }
+                }
+                _ => errs.push(
+                    kpath.clone(),
+                    "a key is written either as `secret` or, as exported, as `id` and `hash`",
+                ),
+            }
+            if let Some(t) = &key.expires_at
+                && time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .is_err()
+            {
+                errs.push(
+                    format!("{kpath}.expires_at"),
+                    format!("`{t}` is not an RFC 3339 time"),
+                );
+            }
+        }
+        for (k, b) in app.basic.iter().enumerate() {
+            let bpath = format!("{path}.basic[{k}]");
+            if b.username.is_empty() || b.username.contains(':') {
+                errs.push(
+                    format!("{bpath}.username"),
+                    "a username is not empty and holds no `:`",
+                );
+            } else if !usernames.insert(b.username.as_str()) {
+                errs.push(
+                    format!("{bpath}.username"),
+                    format!("username `{}` is used by two credentials", b.username),
+                );
+            }
+            match (&b.password, &b.password_hash) {
+                (Some(p), None) if p.len() < 8 => errs.push(
+                    format!("{bpath}.password"),
+                    "a password must be at least 8 characters long",
+                ),
+                (Some(_), None) => {}
+                (None, Some(h)) if h.starts_with("$argon2") => {}
+                (None, Some(_)) => errs.push(
+                    format!("{bpath}.password_hash"),
+                    "password_hash must be an argon2 PHC string",
+                ),
+                _ => errs.push(
+                    bpath.clone(),
+                    "a credential has either `password` or, as exported, `password_hash`",
+                ),
+            }
+        }
+        for (k, s) in app.jwt_subjects.iter().enumerate() {
+            if !subjects.insert(("jwt", s.as_str())) {
+                errs.push(
+                    format!("{path}.jwt_subjects[{k}]"),
+                    format!("JWT subject `{s}` maps to two apps"),
+                );
+            }
+        }
+        for (k, s) in app.oauth2_clients.iter().enumerate() {
+            if !subjects.insert(("oauth2", s.as_str())) {
+                errs.push(
+                    format!("{path}.oauth2_clients[{k}]"),
+                    format!("OAuth2 client `{s}` maps to two apps"),
+                );
+            }
+        }
     }
 }
 
@@ -689,5 +1008,45 @@ mod tests {
         assert!(check_target_url("http://x:99999").is_err());
         assert!(check_target_url("http://x/path").is_err());
         assert!(check_target_url("https://x").unwrap_err().contains("HTTPS"));
+    }
+
+    #[test]
+    fn identities_are_checked() {
+        let errs = check(&format!(
+            "{BASE}developers:\n  - email: dev@acme.test\n  - email: not-an-email\napps:\n  - name: web\n    owner: nobody@acme.test\n    keys:\n      - secret: short\n      - id: abc\n    basic:\n      - {{ username: 'a:b', password: longenough }}\n  - name: web\n    owner: dev@acme.test\n    jwt_subjects: [x]\n  - name: other\n    owner: dev@acme.test\n    jwt_subjects: [x]\n"
+        ));
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "developers[1].email",
+            "apps[0].owner",
+            "apps[0].keys[0].secret",
+            "apps[0].keys[1]",
+            "apps[0].basic[0].username",
+            "apps[1].name",
+            "apps[2].jwt_subjects[0]",
+        ] {
+            assert!(paths.contains(&expected), "{expected} missing from {errs:?}");
+        }
+    }
+
+    #[test]
+    fn auth_policies_are_checked() {
+        let errs = check(&format!(
+            "{BASE}policies:\n  - jwt: {{ keys: [{{ secret: s3cret, alg: RS256 }}] }}\n  - authorize: {{ cedar: 'permit(principal, action, resource) when {{ ' }}\n  - cors: {{ origins: ['*'], credentials: true }}\n  - acl: {{}}\n"
+        ));
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for expected in [
+            "policies[0].jwt.keys[0].alg",
+            "policies[1].authorize.cedar",
+            "policies[2].cors.credentials",
+            "policies[3].acl",
+        ] {
+            assert!(paths.contains(&expected), "{expected} missing from {errs:?}");
+        }
+        let cedar = errs
+            .iter()
+            .find(|e| e.path.ends_with("cedar"))
+            .unwrap();
+        assert!(cedar.message.contains("line 1"), "{}", cedar.message);
     }
 }

@@ -49,6 +49,16 @@ pub enum ProxyError {
     AnswerTooLarge { limit: u64 },
     #[error("part `{step}` of the aggregated answer failed: {reason}")]
     AggregatePart { step: String, reason: String },
+    /// No credential, or one that does not verify. `challenge` is the `WWW-Authenticate`
+    /// value; `detail` says what was wrong without revealing anything stored.
+    #[error("{detail}")]
+    Unauthenticated { detail: String, challenge: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the authentication service could not be reached")]
+    AuthServiceUnavailable,
+    #[error("the request is not allowed by this API's CORS rules")]
+    CorsRejected,
 }
 
 impl ProxyError {
@@ -59,6 +69,9 @@ impl ProxyError {
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::Retired { .. } => StatusCode::GONE,
             ProxyError::IpDenied => StatusCode::FORBIDDEN,
+            ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) | ProxyError::CorsRejected => StatusCode::FORBIDDEN,
+            ProxyError::AuthServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
             ProxyError::BadBody => StatusCode::BAD_REQUEST,
@@ -80,8 +93,13 @@ impl ProxyError {
             | ProxyError::IpDenied
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::ClientTimeout
-            | ProxyError::BadBody => Side::Downstream,
-            ProxyError::NoHealthyTarget { .. } => Side::Gateway,
+            | ProxyError::BadBody
+            | ProxyError::Unauthenticated { .. }
+            | ProxyError::Forbidden(_)
+            | ProxyError::CorsRejected => Side::Downstream,
+            ProxyError::NoHealthyTarget { .. } | ProxyError::AuthServiceUnavailable => {
+                Side::Gateway
+            }
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
@@ -113,6 +131,10 @@ impl ProxyError {
             ProxyError::UpstreamProtocol { .. } => "upstream-error",
             ProxyError::AnswerTooLarge { .. } => "answer-too-large",
             ProxyError::AggregatePart { .. } => "aggregate-part-failed",
+            ProxyError::Unauthenticated { .. } => "unauthenticated",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::AuthServiceUnavailable => "auth-service-unavailable",
+            ProxyError::CorsRejected => "cors-rejected",
         }
     }
 
@@ -129,6 +151,11 @@ impl ProxyError {
             && let Ok(v) = HeaderValue::from_str(allow)
         {
             resp.headers_mut().insert(header::ALLOW, v);
+        }
+        if let ProxyError::Unauthenticated { challenge, .. } = self
+            && let Ok(v) = HeaderValue::from_str(challenge)
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         resp
     }

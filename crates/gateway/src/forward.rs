@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_TOLLGATE_APP: HeaderName = HeaderName::from_static("x-tollgate-app");
+pub static X_TOLLGATE_DEVELOPER: HeaderName = HeaderName::from_static("x-tollgate-developer");
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -100,6 +102,37 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<H
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
+}
+
+/// The client's address. Only when the peer is a trusted proxy is `X-Forwarded-For`
+/// read: from the right, the first address that is not a trusted proxy is the client.
+/// Addresses further left were written by the client itself and are not believed.
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[tollgate_model::policy::Cidr],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// A peer address as a header value, made once per connection.
@@ -197,6 +230,27 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_address_behind_trusted_proxies() {
+        let trusted: Vec<tollgate_model::policy::Cidr> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_static("1.1.1.1, 203.0.113.7, 10.0.0.2"),
+        );
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        // A client that is not a trusted proxy cannot choose its address.
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &h, &[]), proxy);
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
+    }
 
     #[test]
     fn hop_by_hop_headers_go_including_listed_ones() {

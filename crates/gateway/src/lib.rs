@@ -7,15 +7,18 @@
 //! never touch the store.
 
 pub mod aggregate;
+pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod error;
+pub mod fetch;
 pub mod forward;
 pub mod lifecycle;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod snapshot;
+pub mod tls;
 pub mod transform;
 pub mod upstream;
 
@@ -42,6 +45,8 @@ pub struct Gateway {
     unmatched: RouteMetrics,
     /// Answers kept by `cache` policies; outlives snapshots.
     pub cache: cache::ResponseCache,
+    /// Fetched key sets and cached verifications; outlive snapshots.
+    pub auth: auth::AuthShared,
     /// Serialises installs so an older revision never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
 }
@@ -63,6 +68,7 @@ impl Gateway {
             defaults: defaults.clone(),
             unmatched: RouteMetrics::new("", "", ""),
             cache: cache::ResponseCache::new(defaults.cache_size),
+            auth: auth::AuthShared::default(),
             install_lock: std::sync::Mutex::new(()),
         })
     }
@@ -84,7 +90,8 @@ impl Gateway {
             return Ok(false);
         }
         let started = Instant::now();
-        let snapshot = Snapshot::compile(doc, revision, &self.registry, &self.defaults)?;
+        let snapshot =
+            Snapshot::compile(doc, revision, &self.registry, &self.defaults, &self.auth)?;
         self.health.sync(snapshot.probes.clone());
         self.current.store(Arc::new(snapshot));
         ::metrics::gauge!("tollgate_config_revision").set(revision as f64);

@@ -18,6 +18,8 @@ use tollgate_model::{HashOn, UpstreamProtocol};
 use tollgate_router::{Match, normalize_path};
 
 use crate::Gateway;
+use crate::auth::cors::CompiledCors;
+use crate::auth::{self, Identity, authz};
 use crate::body::{BodyError, BoxError, GuardedBody, ProxyBody, empty, find_body_error, full};
 use crate::cache::{self, Lookup};
 use crate::error::ProxyError;
@@ -94,9 +96,10 @@ async fn proxy(
     request_id: &HeaderValue,
     outcome: &mut Outcome,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let path = normalize_path(req.uri().path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
-    let host = req
-        .uri()
+    // The URI is shared (a cheap clone) so the path can be borrowed while headers change.
+    let uri = req.uri().clone();
+    let path = normalize_path(uri.path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
+    let host = uri
         .host()
         .or_else(|| {
             req.headers()
@@ -105,11 +108,26 @@ async fn proxy(
         })
         .map(str::to_owned);
     let headers = req.headers();
-    let found = match snapshot
-        .router
-        .find(host.as_deref(), req.method().as_str(), &path, &|name| {
-            headers.get(name).and_then(|v| v.to_str().ok())
-        }) {
+    let lookup = |method: &str| {
+        snapshot
+            .router
+            .find(host.as_deref(), method, &path, &|name| {
+                headers.get(name).and_then(|v| v.to_str().ok())
+            })
+    };
+    let mut matched = lookup(req.method().as_str());
+    if matches!(matched, Match::MethodNotAllowed { .. })
+        && CompiledCors::is_preflight(req.method(), headers)
+        && let Some(wanted) = headers
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|m| m.to_str().ok())
+    {
+        // A preflight is answered by the route the real request will take.
+        if let found @ Match::Found(_) = lookup(wanted) {
+            matched = found;
+        }
+    }
+    let found = match matched {
         Match::Found(found) => found,
         Match::MethodNotAllowed { allow } => {
             return Err(ProxyError::MethodNotAllowed {
@@ -128,14 +146,24 @@ async fn proxy(
     let route = &snapshot.routes[route_index];
     outcome.route = Some(route_index);
 
+    let client_ip = forward::client_ip(conn.peer.ip(), req.headers(), &snapshot.trusted_proxies);
     if let Some(rules) = &route.ip_restrict {
-        let ip = conn.peer.ip();
+        let ip = client_ip;
         let denied = rules.deny.iter().any(|n| n.contains(ip));
         let allowed = rules.allow.is_empty() || rules.allow.iter().any(|n| n.contains(ip));
         if denied || !allowed {
             return Err(ProxyError::IpDenied);
         }
     }
+    let origin = match &route.cors {
+        Some(cors) => {
+            if CompiledCors::is_preflight(req.method(), req.headers()) {
+                return cors.preflight(req.headers());
+            }
+            req.headers().get(header::ORIGIN).cloned()
+        }
+        None => None,
+    };
     if let Some(successor) = &route.retired {
         return Err(ProxyError::Retired {
             api: route.api.to_string(),
@@ -153,6 +181,48 @@ async fn proxy(
         });
     }
 
+    // Nobody but the gateway says who the caller is.
+    req.headers_mut().remove(&forward::X_TOLLGATE_APP);
+    req.headers_mut().remove(&forward::X_TOLLGATE_DEVELOPER);
+    let mut query = uri.query().map(str::to_owned);
+    let identity = if route.authenticators.is_empty() {
+        Identity::default()
+    } else {
+        auth::authenticate(
+            &route.authenticators,
+            &snapshot.credentials,
+            &gw.auth,
+            req.headers_mut(),
+            &mut query,
+        )
+        .await?
+    };
+    if let Some(acl) = &route.acl {
+        authz::check_acl(acl, &identity)?;
+    }
+    if let Some(rule) = &route.scopes {
+        authz::check_scopes(rule, &identity)?;
+    }
+    if let Some(cedar) = &route.authorize {
+        let params: Vec<(String, String)> = found
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        cedar.check(
+            &identity,
+            &authz::RequestFacts {
+                api: &route.api,
+                version: &route.version,
+                route: &route.label,
+                method: req.method().as_str(),
+                path: &path,
+                params: &params,
+                client_ip,
+            },
+        )?;
+    }
+
     // The cache answers before anything is sent upstream.
     let mut leader = None;
     let mut cache_request = None;
@@ -161,7 +231,7 @@ async fn proxy(
     {
         let wanted = cache::directives(req.headers());
         if !wanted.no_store {
-            let pq = match req.uri().query() {
+            let pq = match &query {
                 Some(q) => format!("{path}?{q}"),
                 None => path.to_string(),
             };
@@ -171,11 +241,17 @@ async fn proxy(
                 host.as_deref().unwrap_or(""),
                 &pq,
                 req.headers(),
-                None,
+                identity.app.as_ref().map(|a| a.name.as_str()),
             );
             let revalidate = wanted.no_cache || wanted.max_age == Some(0);
             match gw.cache.lookup(&key, req.headers(), revalidate) {
-                Lookup::Hit(entry) => return Ok(entry.to_response("HIT")),
+                Lookup::Hit(entry) => {
+                    let mut resp = entry.to_response("HIT");
+                    if let Some(cors) = &route.cors {
+                        cors.decorate(origin.as_ref(), &mut resp);
+                    }
+                    return Ok(resp);
+                }
                 Lookup::Leader(l) => {
                     leader = Some(l);
                     cache_request = Some((req.headers().clone(), path.to_string()));
@@ -191,7 +267,11 @@ async fn proxy(
                         && let Some(Some(entry)) = done.as_ref()
                         && entry.matches(req.headers())
                     {
-                        return Ok(entry.to_response("HIT"));
+                        let mut resp = entry.to_response("HIT");
+                        if let Some(cors) = &route.cors {
+                            cors.decorate(origin.as_ref(), &mut resp);
+                        }
+                        return Ok(resp);
                     }
                 }
             }
@@ -205,7 +285,6 @@ async fn proxy(
     } else {
         path.into_owned()
     };
-    let mut query = req.uri().query().map(str::to_owned);
     if let Some(t) = &route.request_transform {
         if let Some(p) = t.rewrite_path(params) {
             forward_path = p;
@@ -232,6 +311,18 @@ async fn proxy(
         .headers
         .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
     forward::ensure_traceparent(&mut parts.headers);
+    if let Some(app) = &identity.app {
+        parts
+            .headers
+            .insert(forward::X_TOLLGATE_APP.clone(), app.name_value.clone());
+        parts.headers.insert(
+            forward::X_TOLLGATE_DEVELOPER.clone(),
+            app.developer_value.clone(),
+        );
+    }
+    for (name, value) in &identity.forward {
+        parts.headers.insert(name.clone(), value.clone());
+    }
     if let Some(t) = &route.request_transform {
         t.apply_headers(&mut parts.headers);
     }
@@ -268,6 +359,9 @@ async fn proxy(
     let mut resp = resp;
     for (name, value) in &route.lifecycle_headers {
         resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    if let Some(cors) = &route.cors {
+        cors.decorate(origin.as_ref(), &mut resp);
     }
     let head = method == Method::HEAD;
     let resp = match &route.response_transform {

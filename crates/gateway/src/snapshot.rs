@@ -5,11 +5,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use tollgate_model::policy::{IpRestrict, Policy};
+use tollgate_model::policy::{Acl, Cidr, IpRestrict, Policy, Scopes};
 use tollgate_model::{ActiveHealth, Api, Document, Route, Version, VersionStatus};
 use tollgate_router::{RouteTable, RouteTableBuilder};
 
 use crate::aggregate::CompiledAggregate;
+use crate::auth::authz::CompiledCedar;
+use crate::auth::cors::CompiledCors;
+use crate::auth::jwt::CompiledJwt;
+use crate::auth::oauth2::CompiledIntrospection;
+use crate::auth::{AuthShared, Authenticator, Credentials};
 use crate::cache::CompiledCache;
 use crate::lifecycle;
 use crate::metrics::RouteMetrics;
@@ -23,6 +28,8 @@ pub struct Defaults {
     pub max_body: u64,
     /// Memory for the response cache, in bytes.
     pub cache_size: u64,
+    /// The node secret: verifies API keys and opens sealed secrets.
+    pub secrets: Option<tollgate_secrets::Secrets>,
 }
 
 impl Default for Defaults {
@@ -30,6 +37,7 @@ impl Default for Defaults {
         Defaults {
             max_body: 16 << 20,
             cache_size: 64 << 20,
+            secrets: None,
         }
     }
 }
@@ -53,6 +61,12 @@ pub struct CompiledRoute {
     /// Identifies this route's configuration in cache keys: a changed route starts afresh.
     pub cache_id: u64,
     pub aggregate: Option<CompiledAggregate>,
+    /// Accepted ways to authenticate; empty when the route is open.
+    pub authenticators: Vec<Authenticator>,
+    pub acl: Option<Acl>,
+    pub scopes: Option<Scopes>,
+    pub authorize: Option<CompiledCedar>,
+    pub cors: Option<CompiledCors>,
     pub metrics: RouteMetrics,
 }
 
@@ -63,6 +77,9 @@ pub struct Snapshot {
     pub upstreams: Vec<Arc<UpstreamPool>>,
     /// Active probes wanted by this configuration.
     pub probes: Vec<(Arc<UpstreamPool>, ActiveHealth)>,
+    pub credentials: Credentials,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -89,6 +106,8 @@ impl Snapshot {
             routes: Vec::new(),
             upstreams: Vec::new(),
             probes: Vec::new(),
+            credentials: Credentials::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -98,7 +117,10 @@ impl Snapshot {
         revision: i64,
         registry: &Registry,
         defaults: &Defaults,
+        auth: &AuthShared,
     ) -> Result<Snapshot, CompileError> {
+        let credentials =
+            Credentials::compile(doc, defaults.secrets.as_ref()).map_err(CompileError)?;
         let mut upstreams = Vec::new();
         let mut probes = Vec::new();
         let mut live_targets = HashSet::new();
@@ -143,6 +165,7 @@ impl Snapshot {
                         &upstreams,
                         &headers,
                         defaults,
+                        auth,
                     )?);
                 }
             }
@@ -154,6 +177,8 @@ impl Snapshot {
             routes,
             upstreams,
             probes,
+            credentials,
+            trusted_proxies: doc.settings.trusted_proxies.clone(),
         })
     }
 }
@@ -179,6 +204,7 @@ fn compile_route(
     pools: &[Arc<UpstreamPool>],
     lifecycle_headers: &[(HeaderName, HeaderValue)],
     defaults: &Defaults,
+    auth: &AuthShared,
 ) -> Result<CompiledRoute, CompileError> {
     let scopes = [
         &route.policies[..],
@@ -246,6 +272,57 @@ fn compile_route(
         })
         .transpose()
         .map_err(at)?;
+    // Authentication policies count as one group: the narrowest scope that has any of
+    // them decides every way the route accepts callers.
+    let secrets = defaults.secrets.as_ref();
+    let authenticators = scopes
+        .iter()
+        .find(|policies| policies.iter().any(Policy::is_authentication))
+        .map(|policies| {
+            policies
+                .iter()
+                .filter_map(|p| match p {
+                    Policy::KeyAuth(k) => Some(Authenticator::key(k)),
+                    Policy::BasicAuth(b) => Some(Ok(Authenticator::basic(b))),
+                    Policy::Jwt(j) => Some(
+                        CompiledJwt::compile(j, secrets, &auth.jwks)
+                            .map(|j| Authenticator::Jwt(Arc::new(j))),
+                    ),
+                    Policy::OAuth2Introspection(o) => Some(
+                        CompiledIntrospection::compile(o, secrets)
+                            .map(|o| Authenticator::OAuth2(Arc::new(o))),
+                    ),
+                    _ => None,
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .transpose()
+        .map_err(at)?
+        .unwrap_or_default();
+    let acl = narrowest(scopes, |p| match p {
+        Policy::Acl(a) => Some(a),
+        _ => None,
+    })
+    .cloned();
+    let scopes_rule = narrowest(scopes, |p| match p {
+        Policy::Scopes(s) => Some(s),
+        _ => None,
+    })
+    .cloned();
+    let authorize = narrowest(scopes, |p| match p {
+        Policy::Authorize(a) => Some(a),
+        _ => None,
+    })
+    .map(|a| CompiledCedar::compile(&a.cedar))
+    .transpose()
+    .map_err(at)?;
+    let cors = narrowest(scopes, |p| match p {
+        Policy::Cors(c) => Some(c),
+        _ => None,
+    })
+    .map(CompiledCors::compile)
+    .transpose()
+    .map_err(at)?;
     let cache_id = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -274,6 +351,11 @@ fn compile_route(
         cache,
         cache_id,
         aggregate,
+        authenticators,
+        acl,
+        scopes: scopes_rule,
+        authorize,
+        cors,
         metrics: RouteMetrics::new(&api.name, &version.version, route.label()),
     })
 }

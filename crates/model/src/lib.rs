@@ -15,11 +15,11 @@ pub mod units;
 pub mod validate;
 
 pub use document::{
-    ActiveHealth, Api, Balance, Document, HashOn, Health, PassiveHealth, Route, Target, Timeouts,
-    Settings, Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
+    ActiveHealth, Api, Balance, Document, HashOn, Health, PassiveHealth, Route, Settings, Target,
+    Timeouts, Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
 };
-pub use identity::{App, AppKey, BasicCredential, Developer};
 pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
+pub use identity::{App, AppKey, BasicCredential, Developer};
 pub use policy::Policy;
 pub use source::{ConfigError, Located, SourceMap, parse_document};
 pub use units::{ByteSize, Duration};

@@ -53,13 +53,7 @@ pub const AVAILABLE: &[&str] = &[
 ];
 
 /// Policy types of the public contract that later builds enforce.
-const PLANNED: &[&str] = &[
-    "mtls",
-    "rate_limit",
-    "quota",
-    "circuit_breaker",
-    "validate",
-];
+const PLANNED: &[&str] = &["mtls", "rate_limit", "quota", "circuit_breaker", "validate"];
 
 impl Policy {
     /// The policy type, as written in configuration.

@@ -516,7 +516,10 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
                     );
                 }
             }
-            for (field, list) in [("headers", &c.headers), ("expose_headers", &c.expose_headers)] {
+            for (field, list) in [
+                ("headers", &c.headers),
+                ("expose_headers", &c.expose_headers),
+            ] {
                 for (i, h) in list.iter().enumerate() {
                     if !is_token(h) {
                         errs.push(
@@ -534,7 +537,10 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |n| before.len() - n - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |n| before.len() - n - 1)
+        + 1;
     (line, col)
 }
 
@@ -567,7 +573,10 @@ fn check_jwt(j: &crate::policy::Jwt, path: &str, errs: &mut Errors) {
         match &k.alg {
             Some(alg) if !JWT_ALGS.contains(&alg.as_str()) => errs.push(
                 format!("{kpath}.alg"),
-                format!("`{alg}` is not a supported algorithm: {}", JWT_ALGS.join(", ")),
+                format!(
+                    "`{alg}` is not a supported algorithm: {}",
+                    JWT_ALGS.join(", ")
+                ),
             ),
             Some(alg) if k.secret.is_some() && !alg.starts_with("HS") => errs.push(
                 format!("{kpath}.alg"),
@@ -655,9 +664,7 @@ fn check_identities(doc: &Document, errs: &mut Errors) {
         if active > 2 {
             errs.push(
                 format!("{path}.keys"),
-                format!(
-                    "an app holds at most two keys (one to rotate to); this one has {active}"
-                ),
+                format!("an app holds at most two keys (one to rotate to); this one has {active}"),
             );
         }
         for (k, key) in app.keys.iter().enumerate() {
@@ -673,7 +680,10 @@ fn check_identities(doc: &Document, errs: &mut Errors) {
                 }
                 (None, Some(id), Some(hash)) => {
                     if !key_ids.insert(id.as_str()) {
-                        errs.push(format!("{kpath}.id"), format!("key id `{id}` is used twice"));
+                        errs.push(
+                            format!("{kpath}.id"),
+                            format!("key id `{id}` is used twice"),
+                        );
                     }
                     if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                         errs.push(format!("{kpath}.hash"), "a key hash is 64 hex digits");
@@ -1025,7 +1035,10 @@ mod tests {
             "apps[1].name",
             "apps[2].jwt_subjects[0]",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {errs:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {errs:?}"
+            );
         }
     }
 
@@ -1041,12 +1054,12 @@ mod tests {
             "policies[2].cors.credentials",
             "policies[3].acl",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {errs:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {errs:?}"
+            );
         }
-        let cedar = errs
-            .iter()
-            .find(|e| e.path.ends_with("cedar"))
-            .unwrap();
+        let cedar = errs.iter().find(|e| e.path.ends_with("cedar")).unwrap();
         assert!(cedar.message.contains("line 1"), "{}", cedar.message);
     }
 }

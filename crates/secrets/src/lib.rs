@@ -57,7 +57,8 @@ impl fmt::Debug for Secrets {
 }
 
 fn derive(master: &[u8; 32], purpose: &str) -> [u8; 32] {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(master).expect("HMAC takes keys of any length");
+    let mut mac =
+        <HmacSha256 as Mac>::new_from_slice(master).expect("HMAC takes keys of any length");
     mac.update(purpose.as_bytes());
     mac.finalize().into_bytes().into()
 }

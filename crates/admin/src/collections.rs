@@ -47,7 +47,7 @@ pub fn routes() -> Router<Arc<AdminState>> {
 }
 
 /// Parses a JSON body, naming the offending field on error.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -68,12 +68,12 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn read(state: &AdminState) -> Result<Document, ApiError> {
+pub(crate) async fn read(state: &AdminState) -> Result<Document, ApiError> {
     let (_, set) = state.store.load().await?;
     current_document(&set)
 }
 
-async fn write(
+pub(crate) async fn write(
     state: &AdminState,
     who: &Principal,
     change: impl FnOnce(&mut Document) -> Result<(), ApiError>,
@@ -94,7 +94,11 @@ async fn write(
 }
 
 /// The entity as JSON with the revision that now holds it.
-fn answer<T: Serialize>(status: StatusCode, entity: &T, outcome: &ApplyOutcome) -> Response {
+pub(crate) fn answer<T: Serialize>(
+    status: StatusCode,
+    entity: &T,
+    outcome: &ApplyOutcome,
+) -> Response {
     let mut resp = (status, Json(entity)).into_response();
     if let Ok(v) = HeaderValue::from_str(&outcome.revision.to_string()) {
         resp.headers_mut().insert("x-tollgate-revision", v);
@@ -102,13 +106,13 @@ fn answer<T: Serialize>(status: StatusCode, entity: &T, outcome: &ApplyOutcome) 
     resp
 }
 
-fn gone(outcome: &ApplyOutcome) -> Response {
+pub(crate) fn gone(outcome: &ApplyOutcome) -> Response {
     answer(StatusCode::NO_CONTENT, &(), outcome)
         .into_response()
         .map(|_| axum::body::Body::empty())
 }
 
-fn check_name(path_name: &str, body_name: &str, what: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(path_name: &str, body_name: &str, what: &str) -> Result<(), ApiError> {
     if path_name != body_name {
         return Err(ApiError::bad_request(format!(
             "the {what} in the body (`{body_name}`) differs from the URL (`{path_name}`)"

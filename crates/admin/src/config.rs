@@ -58,13 +58,34 @@ pub(crate) async fn apply_document(
             format!("the configuration is at revision {base}, not {expected}; plan again"),
         ));
     }
-    let doc = change(&current)?;
+    let mut doc = change(&current)?;
     let errors = validate(&doc);
     if !errors.is_empty() {
         return Err(ApiError::invalid(
             source.cloned().unwrap_or_default().locate_all(errors),
         ));
     }
+    crate::seal::seal(
+        &mut doc,
+        &current_document(&current)?,
+        state.gateway.secrets(),
+    )?;
+    let errors = validate(&doc);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(
+            source.cloned().unwrap_or_default().locate_all(errors),
+        ));
+    }
+    // What validation cannot see (key material, Cedar evaluation setup) is checked by
+    // compiling the snapshot before anything is written.
+    state.gateway.check(&doc).map_err(|e| {
+        ApiError::invalid(vec![tollgate_model::Located {
+            path: String::new(),
+            line: None,
+            column: None,
+            message: e.0,
+        }])
+    })?;
     let desired = EntitySet::from_document(&doc);
     let plan = current.plan_to(&desired);
     let summary = plan.summary();

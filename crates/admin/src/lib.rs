@@ -10,8 +10,10 @@ mod cache;
 mod collections;
 mod config;
 mod control;
+mod identities;
 mod openapi;
 mod problem;
+mod seal;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -63,6 +65,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
         .merge(config::routes())
         .merge(collections::routes())
+        .merge(identities::routes())
         .merge(auth::routes())
         .merge(cache::routes())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, cache, collections, config};
+use crate::{auth, cache, collections, config, identities};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,9 @@ use crate::{auth, cache, collections, config};
         collections::list_apis, collections::get_api, collections::create_api, collections::put_api, collections::delete_api,
         collections::list_versions, collections::get_version, collections::create_version, collections::put_version, collections::delete_version,
         collections::list_policies, collections::get_policy, collections::create_policy, collections::put_policy, collections::delete_policy,
+        identities::list_developers, identities::get_developer, identities::create_developer, identities::put_developer, identities::delete_developer,
+        identities::list_apps, identities::get_app, identities::create_app, identities::put_app, identities::delete_app,
+        identities::list_keys, identities::create_key, identities::revoke_key,
         auth::list_tokens, auth::create_token, auth::revoke_token,
         cache::purge, cache::purge_all, cache::stats,
     ),

@@ -82,6 +82,17 @@ impl Gateway {
         self.current.load().revision
     }
 
+    /// The node secret, when configured.
+    pub fn secrets(&self) -> Option<&tollgate_secrets::Secrets> {
+        self.defaults.secrets.as_ref()
+    }
+
+    /// Compiles `doc` without installing it: what `install` would refuse, refused here
+    /// before a change is committed.
+    pub fn check(&self, doc: &Document) -> Result<(), CompileError> {
+        Snapshot::compile_trial(doc, &self.registry, &self.defaults, &self.auth).map(|_| ())
+    }
+
     /// Compiles `doc` at `revision` and swaps it in. A revision at or below the current one
     /// is ignored (returns false). On error the running snapshot stays as it was.
     pub fn install(&self, doc: &Document, revision: i64) -> Result<bool, CompileError> {

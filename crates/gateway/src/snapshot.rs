@@ -119,6 +119,27 @@ impl Snapshot {
         defaults: &Defaults,
         auth: &AuthShared,
     ) -> Result<Snapshot, CompileError> {
+        Snapshot::build(doc, revision, registry, defaults, auth, true)
+    }
+
+    /// Compiles without touching the registry's record of live targets.
+    pub fn compile_trial(
+        doc: &Document,
+        registry: &Registry,
+        defaults: &Defaults,
+        auth: &AuthShared,
+    ) -> Result<Snapshot, CompileError> {
+        Snapshot::build(doc, 0, registry, defaults, auth, false)
+    }
+
+    fn build(
+        doc: &Document,
+        revision: i64,
+        registry: &Registry,
+        defaults: &Defaults,
+        auth: &AuthShared,
+        live: bool,
+    ) -> Result<Snapshot, CompileError> {
         let credentials =
             Credentials::compile(doc, defaults.secrets.as_ref()).map_err(CompileError)?;
         let mut upstreams = Vec::new();
@@ -134,7 +155,9 @@ impl Snapshot {
             }
             upstreams.push(pool);
         }
-        registry.retain(&live_targets);
+        if live {
+            registry.retain(&live_targets);
+        }
 
         let now = time::OffsetDateTime::now_utc();
         let mut builder = RouteTableBuilder::new();

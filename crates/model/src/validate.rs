@@ -276,6 +276,8 @@ fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
 
 /// Accepts `http://host[:port][/]`. Paths in target URLs are not supported: routes decide
 /// the forwarded path.
+///
+/// (See [`check_service_url`] for URLs the gateway calls for itself.)
 pub fn check_target_url(url: &str) -> Result<(), String> {
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
@@ -440,7 +442,7 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
         Policy::BasicAuth(_) => {}
         Policy::OAuth2Introspection(o) => {
             let opath = format!("{path}.oauth2_introspection");
-            if let Err(e) = check_target_url(&o.url) {
+            if let Err(e) = check_service_url(&o.url) {
                 errs.push(format!("{opath}.url"), e);
             }
             if o.client_id.is_empty() {
@@ -533,6 +535,26 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
     }
 }
 
+/// A URL the gateway calls for itself (a JWKS, an introspection endpoint): http or
+/// https, with a path, without credentials or a fragment.
+pub fn check_service_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("`{url}` must start with https:// or http://")),
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{url}` has no host"));
+    };
+    if authority.as_str().contains('@') || url.contains('#') {
+        return Err(format!("`{url}` must not hold credentials or a fragment"));
+    }
+    if authority.host().is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
 /// Line and column (1-based) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -554,7 +576,7 @@ fn check_jwt(j: &crate::policy::Jwt, path: &str, errs: &mut Errors) {
         errs.push(path.to_string(), "jwt needs `keys` or a `jwks_url`");
     }
     if let Some(url) = &j.jwks_url
-        && let Err(e) = check_target_url(url)
+        && let Err(e) = check_service_url(url)
     {
         errs.push(format!("{path}.jwks_url"), e);
     }

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// Memory for cached answers (`cache` policies).
     #[arg(long, env = "TOLLGATE_CACHE_SIZE", default_value = "64MB")]
     pub cache_size: tollgate_model::ByteSize,
+    /// The node secret (64 hex digits) that peppers API key hashes and seals stored
+    /// secrets; every node of a cluster needs the same one. Default: read from (or made
+    /// once in) `node.secret` in the data directory.
+    #[arg(long, env = "TOLLGATE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
     /// `text` or `json` log lines.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -135,14 +140,53 @@ fn install_metrics() -> Result<PrometheusHandle, Failure> {
     Ok(handle)
 }
 
+fn data_dir(args: &ServeArgs) -> PathBuf {
+    args.data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./tollgate-data"))
+}
+
+/// The node secret: `--secret-key`, or the `node.secret` file of the data directory,
+/// created (readable by the owner only) on first start. It is never in the database.
+fn node_secret(args: &ServeArgs) -> Result<tollgate_secrets::Secrets, Failure> {
+    let bad = |e: tollgate_secrets::SecretError| Failure::Invalid(format!("--secret-key: {e}"));
+    if let Some(hex) = &args.secret_key {
+        return tollgate_secrets::Secrets::from_hex(hex).map_err(bad);
+    }
+    let dir = data_dir(args);
+    let path = dir.join("node.secret");
+    let io = |e: std::io::Error| Failure::Runtime(format!("node secret {}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => tollgate_secrets::Secrets::from_hex(&text)
+            .map_err(|e| Failure::Runtime(format!("node secret {}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if args.database.is_some() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no TOLLGATE_SECRET_KEY: made a node secret for this node only; \
+                     every node sharing the database needs the same secret"
+                );
+            }
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let hex = tollgate_secrets::generate_node_secret();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path).map_err(io)?;
+            std::io::Write::write_all(&mut file, hex.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            tollgate_secrets::Secrets::from_hex(&hex).map_err(bad)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
 async fn open_store(args: &ServeArgs) -> Result<Store, Failure> {
     let url = match &args.database {
         Some(url) => url.clone(),
         None => {
-            let dir = args
-                .data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("./tollgate-data"));
+            let dir = data_dir(args);
             std::fs::create_dir_all(&dir).map_err(|e| {
                 Failure::Runtime(format!(
                     "cannot create the data directory {}: {e}",
@@ -227,6 +271,7 @@ async fn serve(
     let gateway = Gateway::new(Defaults {
         max_body: args.max_body_size.0,
         cache_size: args.cache_size.0,
+        secrets: Some(node_secret(&args)?),
     });
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     sync_from_store(&store, &gateway)

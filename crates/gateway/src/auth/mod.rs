@@ -380,7 +380,7 @@ pub async fn authenticate(
 fn invalid(auth: &Authenticator, detail: &str) -> ProxyError {
     let mut challenge = auth.challenge();
     if matches!(auth, Authenticator::Jwt(_) | Authenticator::OAuth2(_)) {
-        challenge = format!("Bearer error=\"invalid_token\"");
+        challenge = "Bearer error=\"invalid_token\"".to_string();
     }
     ProxyError::Unauthenticated {
         detail: detail.to_string(),

@@ -27,6 +27,8 @@ pub struct Document {
     pub developers: Vec<Developer>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<App>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<Certificate>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub settings: Settings,
 }
@@ -40,6 +42,61 @@ pub struct Settings {
     /// peer address is the client, whatever the header says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<crate::policy::Cidr>,
+    /// TLS termination settings (certificates are in `certificates`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tls: TlsSettings,
+}
+
+/// How the TLS listener behaves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Answer plain-HTTP requests with a permanent redirect (308) to HTTPS.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub redirect_http: bool,
+    /// Port in redirects (default: the TLS listener's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_port: Option<u16>,
+    /// `Strict-Transport-Security` on HTTPS answers, e.g. `max-age=31536000; includeSubDomains`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<String>,
+    /// CA certificates (PEM) that client certificates are verified against (`mtls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+}
+
+/// A server certificate for TLS termination, chosen by SNI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub name: String,
+    /// Host names served with it: exact (`api.example.com`) or one wildcard label
+    /// (`*.example.com`). A certificate without names is the default for clients that send
+    /// no or an unknown SNI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snis: Vec<String>,
+    /// Certificate chain, PEM, leaf first.
+    pub cert: String,
+    /// Private key, PEM (sealed when stored).
+    pub key: String,
+}
+
+/// TLS to an upstream's `https://` targets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// CA certificates (PEM) trusted for the targets, instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// Client certificate chain (PEM) presented to the targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Its private key (PEM; sealed when stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    /// Name checked against the targets' certificates (default: the target's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
 }
 
 impl Document {
@@ -74,6 +131,11 @@ impl Document {
         for a in &stored.apps {
             if !self.apps.iter().any(|m| m.name == a.name) {
                 out.apps.push(a.clone());
+            }
+        }
+        for c in &stored.certificates {
+            if !self.certificates.iter().any(|m| m.name == c.name) {
+                out.certificates.push(c.clone());
             }
         }
         if self.settings == Settings::default() {
@@ -119,6 +181,9 @@ pub struct Upstream {
     /// `http1` (default) or `h2c` (HTTP/2 without TLS, prior knowledge; e.g. gRPC services).
     #[serde(default, skip_serializing_if = "is_default")]
     pub protocol: UpstreamProtocol,
+    /// TLS settings for `https://` targets.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub tls: UpstreamTls,
 }
 
 fn default_retries() -> u32 {

@@ -22,6 +22,7 @@ pub enum EntityKind {
     Settings,
     Developer,
     App,
+    Certificate,
 }
 
 impl EntityKind {
@@ -34,6 +35,7 @@ impl EntityKind {
             EntityKind::Settings => "settings",
             EntityKind::Developer => "developer",
             EntityKind::App => "app",
+            EntityKind::Certificate => "certificate",
         }
     }
 
@@ -46,6 +48,7 @@ impl EntityKind {
             "settings" => EntityKind::Settings,
             "developer" => EntityKind::Developer,
             "app" => EntityKind::App,
+            "certificate" => EntityKind::Certificate,
             _ => return None,
         })
     }
@@ -210,6 +213,12 @@ impl EntitySet {
         for a in &doc.apps {
             set.insert(EntityKey::new(EntityKind::App, &a.name), to_value(a));
         }
+        for c in &doc.certificates {
+            set.insert(
+                EntityKey::new(EntityKind::Certificate, &c.name),
+                to_value(c),
+            );
+        }
         EntitySet(set)
     }
 
@@ -245,6 +254,9 @@ impl EntitySet {
                     .developers
                     .push(Developer::deserialize(body).map_err(bad)?),
                 EntityKind::App => doc.apps.push(App::deserialize(body).map_err(bad)?),
+                EntityKind::Certificate => doc
+                    .certificates
+                    .push(crate::document::Certificate::deserialize(body).map_err(bad)?),
             }
         }
         for api in &mut doc.apis {

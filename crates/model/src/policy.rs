@@ -21,6 +21,7 @@ pub enum Policy {
     KeyAuth(KeyAuth),
     Jwt(Jwt),
     BasicAuth(BasicAuth),
+    Mtls(Mtls),
     OAuth2Introspection(OAuth2Introspection),
     Acl(Acl),
     Scopes(Scopes),
@@ -39,6 +40,7 @@ pub const AVAILABLE: &[&str] = &[
     "key_auth",
     "jwt",
     "basic_auth",
+    "mtls",
     "oauth2_introspection",
     "acl",
     "scopes",
@@ -53,7 +55,7 @@ pub const AVAILABLE: &[&str] = &[
 ];
 
 /// Policy types of the public contract that later builds enforce.
-const PLANNED: &[&str] = &["mtls", "rate_limit", "quota", "circuit_breaker", "validate"];
+const PLANNED: &[&str] = &["rate_limit", "quota", "circuit_breaker", "validate"];
 
 impl Policy {
     /// The policy type, as written in configuration.
@@ -62,6 +64,7 @@ impl Policy {
             Policy::KeyAuth(_) => "key_auth",
             Policy::Jwt(_) => "jwt",
             Policy::BasicAuth(_) => "basic_auth",
+            Policy::Mtls(_) => "mtls",
             Policy::OAuth2Introspection(_) => "oauth2_introspection",
             Policy::Acl(_) => "acl",
             Policy::Scopes(_) => "scopes",
@@ -83,6 +86,7 @@ impl Policy {
             Policy::KeyAuth(_)
                 | Policy::Jwt(_)
                 | Policy::BasicAuth(_)
+                | Policy::Mtls(_)
                 | Policy::OAuth2Introspection(_)
         )
     }
@@ -178,6 +182,17 @@ pub struct JwtKey {
     pub pem: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+/// `mtls`: the client certificate, verified against `settings.tls.client_ca` during the
+/// TLS handshake, names the app (apps' `certificates`: SHA-256 fingerprints or `cn:NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mtls {
+    /// Accept a verified certificate that names no app, as an authenticated subject
+    /// (its common name) without an app.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub allow_unknown: bool,
 }
 
 /// `basic_auth`: HTTP Basic credentials of an app (`apps[].basic`).
@@ -531,6 +546,7 @@ impl Serialize for Policy {
             Policy::KeyAuth(p) => map.serialize_entry(self.kind(), p)?,
             Policy::Jwt(p) => map.serialize_entry(self.kind(), p)?,
             Policy::BasicAuth(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Mtls(p) => map.serialize_entry(self.kind(), p)?,
             Policy::OAuth2Introspection(p) => map.serialize_entry(self.kind(), p)?,
             Policy::Acl(p) => map.serialize_entry(self.kind(), p)?,
             Policy::Scopes(p) => map.serialize_entry(self.kind(), p)?,
@@ -573,6 +589,7 @@ impl<'de> Visitor<'de> for PolicyVisitor {
             "key_auth" => Policy::KeyAuth(map.next_value()?),
             "jwt" => Policy::Jwt(map.next_value()?),
             "basic_auth" => Policy::BasicAuth(map.next_value()?),
+            "mtls" => Policy::Mtls(map.next_value()?),
             "oauth2_introspection" => Policy::OAuth2Introspection(map.next_value()?),
             "acl" => Policy::Acl(map.next_value()?),
             "scopes" => Policy::Scopes(map.next_value()?),
@@ -640,7 +657,7 @@ mod tests {
 
     #[test]
     fn unenforced_policies_are_refused_by_name() {
-        let err = serde_json::from_str::<Policy>(r#"{"mtls":{}}"#).unwrap_err();
+        let err = serde_json::from_str::<Policy>(r#"{"quota":{}}"#).unwrap_err();
         assert!(
             err.to_string().contains("not enforced by this build"),
             "{err}"

@@ -80,6 +80,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
 
     let scope = |route: Option<&Route>| Scope {
         upstreams: &upstream_names,
+        client_ca: doc.settings.tls.client_ca.is_some(),
         route_params: route.map(route_params),
     };
     check_policies(&doc.policies, "policies", &scope(None), &mut errs);
@@ -186,7 +187,153 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     }
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
+    check_tls(doc, &mut errs);
     errs.0
+}
+
+fn looks_like_pem(text: &str, what: &str) -> bool {
+    text.contains(&format!("-----BEGIN {what}"))
+        || (what == "KEY" && text.contains("PRIVATE KEY-----"))
+}
+
+/// A host name pattern for SNI: labels of letters, digits and `-`, optionally one
+/// leading `*.` wildcard label.
+fn is_sni_pattern(s: &str) -> bool {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+        })
+}
+
+/// Certificates, TLS settings and upstream TLS.
+fn check_tls(doc: &Document, errs: &mut Errors) {
+    let mut names = HashSet::new();
+    let mut snis = HashSet::new();
+    let mut defaults = 0;
+    for (i, c) in doc.certificates.iter().enumerate() {
+        let path = format!("certificates[{i}]");
+        if !is_slug(&c.name) {
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits, `-` and `_`",
+                    c.name
+                ),
+            );
+        } else if !names.insert(c.name.as_str()) {
+            errs.push(
+                format!("{path}.name"),
+                format!("certificate `{}` is defined twice", c.name),
+            );
+        }
+        if !looks_like_pem(&c.cert, "CERTIFICATE") {
+            errs.push(
+                format!("{path}.cert"),
+                "cert must be a PEM certificate chain",
+            );
+        }
+        let sealed = c.key.starts_with("sealed:");
+        if !sealed && !looks_like_pem(&c.key, "KEY") {
+            errs.push(format!("{path}.key"), "key must be a PEM private key");
+        }
+        if c.snis.is_empty() {
+            defaults += 1;
+        }
+        for (k, sni) in c.snis.iter().enumerate() {
+            let lower = sni.to_ascii_lowercase();
+            if !is_sni_pattern(&lower) {
+                errs.push(
+                    format!("{path}.snis[{k}]"),
+                    format!("`{sni}` is not a host name or `*.domain` pattern"),
+                );
+            } else if !snis.insert(lower) {
+                errs.push(
+                    format!("{path}.snis[{k}]"),
+                    format!("`{sni}` is served by two certificates"),
+                );
+            }
+        }
+    }
+    if defaults > 1 {
+        errs.push(
+            "certificates",
+            "only one certificate may be the default (have no `snis`)",
+        );
+    }
+    let tls = &doc.settings.tls;
+    if let Some(ca) = &tls.client_ca
+        && !looks_like_pem(ca, "CERTIFICATE")
+    {
+        errs.push(
+            "settings.tls.client_ca",
+            "client_ca must be PEM CA certificates",
+        );
+    }
+    if let Some(h) = &tls.hsts
+        && (!h.to_ascii_lowercase().starts_with("max-age=") || h.contains(['\r', '\n']))
+    {
+        errs.push(
+            "settings.tls.hsts",
+            format!("`{h}` is not a Strict-Transport-Security value such as max-age=31536000"),
+        );
+    }
+    if tls.https_port == Some(0) {
+        errs.push("settings.tls.https_port", "https_port must be above 0");
+    }
+    for (i, up) in doc.upstreams.iter().enumerate() {
+        let path = format!("upstreams[{i}].tls");
+        let t = &up.tls;
+        if let Some(ca) = &t.ca
+            && !looks_like_pem(ca, "CERTIFICATE")
+        {
+            errs.push(format!("{path}.ca"), "ca must be PEM CA certificates");
+        }
+        match (&t.client_cert, &t.client_key) {
+            (Some(c), Some(k)) => {
+                if !looks_like_pem(c, "CERTIFICATE") {
+                    errs.push(
+                        format!("{path}.client_cert"),
+                        "client_cert must be a PEM certificate chain",
+                    );
+                }
+                if !k.starts_with("sealed:") && !looks_like_pem(k, "KEY") {
+                    errs.push(
+                        format!("{path}.client_key"),
+                        "client_key must be a PEM private key",
+                    );
+                }
+            }
+            (None, None) => {}
+            _ => errs.push(path.clone(), "client_cert and client_key go together"),
+        }
+        if t.server_name
+            .as_deref()
+            .is_some_and(|n| !is_sni_pattern(n) || n.starts_with('*'))
+        {
+            errs.push(
+                format!("{path}.server_name"),
+                "server_name must be a host name",
+            );
+        }
+        let uses_https = up.targets.iter().any(|t| t.url.starts_with("https://"));
+        if *t != crate::document::UpstreamTls::default() && !uses_https {
+            errs.push(
+                path.clone(),
+                "tls settings need at least one https:// target",
+            );
+        }
+        if uses_https && up.protocol == crate::document::UpstreamProtocol::H2c {
+            errs.push(
+                format!("upstreams[{i}].protocol"),
+                "h2c is HTTP/2 without TLS and cannot be used with https:// targets",
+            );
+        }
+    }
 }
 
 fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
@@ -281,12 +428,10 @@ fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
 pub fn check_target_url(url: &str) -> Result<(), String> {
     let rest = if let Some(rest) = url.strip_prefix("http://") {
         rest
-    } else if url.starts_with("https://") {
-        return Err(format!(
-            "`{url}`: HTTPS to upstreams is not supported by this build; use http://"
-        ));
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        rest
     } else {
-        return Err(format!("`{url}` must start with http://"));
+        return Err(format!("`{url}` must start with http:// or https://"));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() {
@@ -370,6 +515,8 @@ fn check_policies(policies: &[Policy], path: &str, scope: &Scope<'_>, errs: &mut
 /// What a policy may refer to where it is attached.
 struct Scope<'a> {
     upstreams: &'a HashSet<&'a str>,
+    /// Whether client certificates can be verified (`settings.tls.client_ca`).
+    client_ca: bool,
     /// The route's `{param}` names when the policy is on a route.
     route_params: Option<Vec<String>>,
 }
@@ -440,6 +587,14 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
         }
         Policy::Jwt(j) => check_jwt(j, &format!("{path}.jwt"), errs),
         Policy::BasicAuth(_) => {}
+        Policy::Mtls(_) => {
+            if !scope.client_ca {
+                errs.push(
+                    format!("{path}.mtls"),
+                    "mtls needs `settings.tls.client_ca` to verify client certificates against",
+                );
+            }
+        }
         Policy::OAuth2Introspection(o) => {
             let opath = format!("{path}.oauth2_introspection");
             if let Err(e) = check_service_url(&o.url) {
@@ -1039,7 +1194,8 @@ mod tests {
         );
         assert!(check_target_url("http://x:99999").is_err());
         assert!(check_target_url("http://x/path").is_err());
-        assert!(check_target_url("https://x").unwrap_err().contains("HTTPS"));
+        assert!(check_target_url("https://x").is_ok());
+        assert!(check_target_url("ftp://x").is_err());
     }
 
     #[test]

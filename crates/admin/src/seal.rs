@@ -1,7 +1,7 @@
 //! Secrets never reach the store in clear. Before a configuration is committed, every
 //! clear credential in it is replaced: API keys by their id and peppered hash, passwords
 //! by argon2id hashes, and secrets the gateway must use (JWT HMAC keys, OAuth2 client
-//! secrets) by sealed values. What is already stored is reused when it matches, so
+//! secrets, TLS private keys) by sealed values. What is already stored is reused when it matches, so
 //! applying the same file twice changes nothing.
 
 use tollgate_model::{Document, Policy};
@@ -52,6 +52,12 @@ fn sealed_values(doc: &Document) -> Vec<String> {
             _ => {}
         }
     }
+    out.extend(doc.certificates.iter().map(|c| c.key.clone()));
+    out.extend(
+        doc.upstreams
+            .iter()
+            .filter_map(|u| u.tls.client_key.clone()),
+    );
     out.retain(|s| tollgate_secrets::is_sealed(s));
     out
 }
@@ -119,6 +125,14 @@ pub fn seal(
         }
     }
     let stored_sealed = sealed_values(stored);
+    for c in &mut doc.certificates {
+        seal_value(&mut c.key, &stored_sealed, secrets)?;
+    }
+    for u in &mut doc.upstreams {
+        if let Some(k) = &mut u.tls.client_key {
+            seal_value(k, &stored_sealed, secrets)?;
+        }
+    }
     for p in policies_mut(doc) {
         match p {
             Policy::Jwt(j) => {

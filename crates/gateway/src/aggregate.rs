@@ -221,7 +221,7 @@ async fn call(step: &Step, path: &str, client: &HeaderMap) -> Result<Value, Stri
         .ok_or("no healthy target")?;
     let target = &pool.targets[index];
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(target.scheme.clone())
         .authority(target.authority.clone())
         .path_and_query(path)
         .build()

@@ -86,7 +86,12 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Adds `X-Forwarded-For` (appending the peer), `-Proto` and `-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<HeaderValue>) {
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    host: Option<HeaderValue>,
+    https: bool,
+) {
     match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => {
             let peer = peer.to_str().unwrap_or("");
@@ -98,7 +103,10 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: &HeaderValue, host: Option<H
             headers.insert(X_FORWARDED_FOR.clone(), peer.clone());
         }
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
     if let Some(host) = host {
         headers.insert(X_FORWARDED_HOST.clone(), host);
     }
@@ -287,6 +295,7 @@ mod tests {
             &mut h,
             &peer_value("10.0.0.1".parse().unwrap()),
             Some(HeaderValue::from_static("api.example.com")),
+            false,
         );
         assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "1.2.3.4, 10.0.0.1");
         assert_eq!(h.get(&X_FORWARDED_HOST).unwrap(), "api.example.com");

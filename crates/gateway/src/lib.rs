@@ -29,7 +29,7 @@ use arc_swap::ArcSwap;
 use tollgate_model::Document;
 
 pub use error::ProxyError;
-pub use listener::{ListenerSettings, serve};
+pub use listener::{ListenerSettings, serve, serve_tls};
 pub use snapshot::{CompileError, Defaults, Snapshot};
 
 use crate::metrics::RouteMetrics;
@@ -47,6 +47,10 @@ pub struct Gateway {
     pub cache: cache::ResponseCache,
     /// Fetched key sets and cached verifications; outlive snapshots.
     pub auth: auth::AuthShared,
+    /// Certificates the TLS listener serves, swapped on install.
+    pub tls: Arc<tls::TlsState>,
+    /// The TLS listener's port, for redirects from plain HTTP (0: none).
+    pub https_port: std::sync::atomic::AtomicU16,
     /// Serialises installs so an older revision never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
 }
@@ -63,12 +67,14 @@ impl Gateway {
     pub fn new(defaults: Defaults) -> Arc<Gateway> {
         Arc::new(Gateway {
             current: ArcSwap::from_pointee(Snapshot::empty()),
-            registry: Registry::default(),
+            registry: Registry::new(defaults.secrets.clone()),
             health: HealthChecks::default(),
             defaults: defaults.clone(),
             unmatched: RouteMetrics::new("", "", ""),
             cache: cache::ResponseCache::new(defaults.cache_size),
             auth: auth::AuthShared::default(),
+            tls: Arc::default(),
+            https_port: std::sync::atomic::AtomicU16::new(0),
             install_lock: std::sync::Mutex::new(()),
         })
     }
@@ -101,8 +107,11 @@ impl Gateway {
             return Ok(false);
         }
         let started = Instant::now();
-        let snapshot =
+        let mut snapshot =
             Snapshot::compile(doc, revision, &self.registry, &self.defaults, &self.auth)?;
+        if let Some(table) = snapshot.certificates.take() {
+            self.tls.install(table);
+        }
         self.health.sync(snapshot.probes.clone());
         self.current.store(Arc::new(snapshot));
         ::metrics::gauge!("tollgate_config_revision").set(revision as f64);

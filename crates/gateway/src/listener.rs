@@ -14,7 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::Gateway;
-use crate::proxy::{ConnInfo, handle};
+use crate::proxy::{ConnInfo, TlsConn, handle};
 
 /// Limits on what clients may send.
 #[derive(Clone, Debug)]
@@ -48,6 +48,28 @@ pub async fn serve(
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with(listener, gw, settings, None, shutdown).await
+}
+
+/// Serves HTTPS on `listener`: TLS 1.2/1.3 with the configuration's certificates chosen
+/// by SNI, HTTP/2 or HTTP/1.1 by ALPN. A handshake must finish within the header timeout.
+pub async fn serve_tls(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    settings: ListenerSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(gw.tls.clone()));
+    serve_with(listener, gw, settings, Some(acceptor), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    gw: Arc<Gateway>,
+    settings: ListenerSettings,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -78,16 +100,50 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
-                let info = ConnInfo::new(peer);
-                let service = service_fn(move |req| {
-                    let gw = gw.clone();
-                    let info = info.clone();
-                    async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let mut info = ConnInfo::new(peer);
+                let Some(acceptor) = &tls else {
+                    let service = service_fn(move |req| {
+                        let gw = gw.clone();
+                        let info = info.clone();
+                        async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                    continue;
+                };
+                let accepting = tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let stream = match accepting.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let (_, session) = stream.get_ref();
+                    let client_cert = session
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|der| crate::tls::ClientCert::from_der(der));
+                    info.tls = Some(Arc::new(TlsConn { client_cert }));
+                    let service = service_fn(move |req| {
+                        let gw = gw.clone();
+                        let info = info.clone();
+                        async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

@@ -34,6 +34,15 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer's address as a header value, made once per connection.
     pub peer_value: HeaderValue,
+    /// Set for connections that came over TLS.
+    pub tls: Option<Arc<TlsConn>>,
+}
+
+/// What a TLS connection established.
+#[derive(Debug, Default)]
+pub struct TlsConn {
+    /// The client certificate, verified against `settings.tls.client_ca`.
+    pub client_cert: Option<crate::tls::ClientCert>,
 }
 
 impl ConnInfo {
@@ -41,6 +50,7 @@ impl ConnInfo {
         ConnInfo {
             peer,
             peer_value: forward::peer_value(peer.ip()),
+            tls: None,
         }
     }
 }
@@ -54,6 +64,13 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         route: None,
         upstream_time: None,
     };
+    let over_tls = conn.tls.is_some();
+    if !over_tls
+        && snapshot.redirect_http
+        && let Some(resp) = redirect_to_https(gw, &snapshot, &req)
+    {
+        return resp;
+    }
     let mut resp = match proxy(gw, &snapshot, conn, req, &request_id, &mut outcome).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -71,6 +88,9 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::server_timing(gateway_us, upstream_us),
     );
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
+    if over_tls && let Some(hsts) = &snapshot.hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     let metrics = outcome
         .route
         .map(|i| &snapshot.routes[i].metrics)
@@ -81,6 +101,39 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         metrics.upstream_duration.record(u.as_secs_f64());
     }
     resp
+}
+
+/// `308` to the same URL over HTTPS, when a TLS listener is there to take it.
+fn redirect_to_https(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    req: &Request<Incoming>,
+) -> Option<Response<ProxyBody>> {
+    let port = snapshot
+        .https_port
+        .unwrap_or_else(|| gw.https_port.load(Ordering::Relaxed));
+    if port == 0 {
+        return None;
+    }
+    let host = req
+        .uri()
+        .host()
+        .or_else(|| req.headers().get(header::HOST)?.to_str().ok())?;
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{pq}")
+    } else {
+        format!("https://{host}:{port}{pq}")
+    };
+    let location = HeaderValue::from_str(&location).ok()?;
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    resp.headers_mut().insert(header::LOCATION, location);
+    Some(resp)
 }
 
 struct Outcome {
@@ -194,6 +247,7 @@ async fn proxy(
             &gw.auth,
             req.headers_mut(),
             &mut query,
+            conn.tls.as_ref().and_then(|t| t.client_cert.as_ref()),
         )
         .await?
     };
@@ -306,7 +360,12 @@ async fn proxy(
         .headers
         .remove(header::HOST)
         .or_else(|| host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()));
-    forward::add_forwarded(&mut parts.headers, &conn.peer_value, forwarded_host);
+    forward::add_forwarded(
+        &mut parts.headers,
+        &conn.peer_value,
+        forwarded_host,
+        conn.tls.is_some(),
+    );
     parts
         .headers
         .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
@@ -462,7 +521,7 @@ async fn forward_upstream(
         tried.push(index);
         let target = &pool.targets[index];
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(target.scheme.clone())
             .authority(target.authority.clone())
             .path_and_query(path_and_query)
             .build()

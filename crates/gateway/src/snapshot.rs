@@ -18,6 +18,7 @@ use crate::auth::{AuthShared, Authenticator, Credentials};
 use crate::cache::CompiledCache;
 use crate::lifecycle;
 use crate::metrics::RouteMetrics;
+use crate::tls::CertTable;
 use crate::transform::CompiledTransform;
 use crate::upstream::{Registry, UpstreamPool};
 
@@ -80,6 +81,13 @@ pub struct Snapshot {
     pub credentials: Credentials,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// Server certificates; handed to the TLS listener when the snapshot is installed.
+    pub certificates: Option<CertTable>,
+    /// `Strict-Transport-Security` for answers over TLS.
+    pub hsts: Option<HeaderValue>,
+    /// Redirect plain-HTTP requests to HTTPS.
+    pub redirect_http: bool,
+    pub https_port: Option<u16>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -108,6 +116,10 @@ impl Snapshot {
             probes: Vec::new(),
             credentials: Credentials::default(),
             trusted_proxies: Vec::new(),
+            certificates: None,
+            hsts: None,
+            redirect_http: false,
+            https_port: None,
         }
     }
 
@@ -202,6 +214,17 @@ impl Snapshot {
             probes,
             credentials,
             trusted_proxies: doc.settings.trusted_proxies.clone(),
+            certificates: Some(
+                CertTable::compile(doc, defaults.secrets.as_ref()).map_err(CompileError)?,
+            ),
+            hsts: doc
+                .settings
+                .tls
+                .hsts
+                .as_deref()
+                .and_then(|h| HeaderValue::from_str(h).ok()),
+            redirect_http: doc.settings.tls.redirect_http,
+            https_port: doc.settings.tls.https_port,
         })
     }
 }
@@ -307,6 +330,9 @@ fn compile_route(
                 .filter_map(|p| match p {
                     Policy::KeyAuth(k) => Some(Authenticator::key(k)),
                     Policy::BasicAuth(b) => Some(Ok(Authenticator::basic(b))),
+                    Policy::Mtls(m) => Some(Ok(Authenticator::Mtls {
+                        allow_unknown: m.allow_unknown,
+                    })),
                     Policy::Jwt(j) => Some(
                         CompiledJwt::compile(j, secrets, &auth.jwks)
                             .map(|j| Authenticator::Jwt(Arc::new(j))),

@@ -15,8 +15,9 @@ pub mod units;
 pub mod validate;
 
 pub use document::{
-    ActiveHealth, Api, Balance, Document, HashOn, Health, PassiveHealth, Route, Settings, Target,
-    Timeouts, Upstream, UpstreamProtocol, Version, VersionStatus, Visibility,
+    ActiveHealth, Api, Balance, Certificate, Document, HashOn, Health, PassiveHealth, Route,
+    Settings, Target, Timeouts, TlsSettings, Upstream, UpstreamProtocol, UpstreamTls, Version,
+    VersionStatus, Visibility,
 };
 pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 pub use identity::{App, AppKey, BasicCredential, Developer};

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     pub proxy_listen: SocketAddr,
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
     pub admin_listen: SocketAddr,
+    /// HTTPS listener of the proxy (e.g. 0.0.0.0:8443), serving the configured
+    /// certificates by SNI. Off unless set.
+    #[arg(long, env = "TOLLGATE_PROXY_TLS_LISTEN")]
+    pub proxy_tls_listen: Option<SocketAddr>,
     /// Proxy worker threads, each with its own event loop (default: one per core).
     #[arg(long, env = "TOLLGATE_WORKERS")]
     pub workers: Option<usize>,
@@ -303,6 +307,22 @@ async fn serve(
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let proxy_listener = bind(args.proxy_listen, "proxy").await?;
+    let tls_listener = match args.proxy_tls_listen {
+        Some(addr) => Some(bind(addr, "proxy TLS").await?),
+        None => None,
+    };
+    if let Some(l) = &tls_listener {
+        let addr = l
+            .local_addr()
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+        gateway
+            .https_port
+            .store(addr.port(), std::sync::atomic::Ordering::Relaxed);
+        if !gateway.tls.has_certificates() {
+            tracing::warn!(%addr, "TLS listener has no certificate yet: handshakes fail until one is configured");
+        }
+        tracing::info!(%addr, "proxy TLS listener");
+    }
     let admin_listener = bind(args.admin_listen, "admin API").await?;
     let proxy_addr = proxy_listener
         .local_addr()
@@ -348,12 +368,36 @@ async fn serve(
                 .unwrap_or(1)
         })
         .max(1);
-    let extra = spawn_proxy_workers(workers - 1, &proxy_listener, &gateway, &settings, &stop_rx)?;
+    let extra = spawn_proxy_workers(
+        workers - 1,
+        &proxy_listener,
+        tls_listener.as_ref(),
+        &gateway,
+        &settings,
+        &stop_rx,
+    )?;
     let stop_all = async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     };
-    tollgate_gateway::serve(proxy_listener, gateway, settings, stop_all).await;
+    match tls_listener {
+        Some(tls) => {
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tokio::join!(
+                tollgate_gateway::serve(
+                    proxy_listener,
+                    gateway.clone(),
+                    settings.clone(),
+                    stop_all
+                ),
+                tollgate_gateway::serve_tls(tls, gateway, settings, stopped),
+            );
+        }
+        None => tollgate_gateway::serve(proxy_listener, gateway, settings, stop_all).await,
+    }
     for worker in extra {
         let _ = worker.join();
     }
@@ -368,6 +412,7 @@ async fn serve(
 fn spawn_proxy_workers(
     count: usize,
     listener: &TcpListener,
+    tls_listener: Option<&TcpListener>,
     gateway: &Arc<Gateway>,
     settings: &ListenerSettings,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -377,6 +422,10 @@ fn spawn_proxy_workers(
     let mut threads = Vec::with_capacity(count);
     for i in 1..=count {
         let socket = shared.try_clone().map_err(fail)?;
+        let tls_socket = match tls_listener {
+            Some(l) => Some(clone_listener(l).map_err(fail)?),
+            None => None,
+        };
         let (gateway, settings, mut stop) = (gateway.clone(), settings.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name(format!("tollgate-proxy-{i}"))
@@ -396,10 +445,23 @@ fn spawn_proxy_workers(
                             return;
                         }
                     };
+                    let mut tls_stop = stop.clone();
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    tollgate_gateway::serve(listener, gateway, settings, stopped).await;
+                    let tls = tls_socket.and_then(|s| TcpListener::from_std(s).ok());
+                    match tls {
+                        Some(tls) => {
+                            let tls_stopped = async move {
+                                let _ = tls_stop.wait_for(|s| *s).await;
+                            };
+                            tokio::join!(
+                                tollgate_gateway::serve(listener, gateway.clone(), settings.clone(), stopped),
+                                tollgate_gateway::serve_tls(tls, gateway, settings, tls_stopped),
+                            );
+                        }
+                        None => tollgate_gateway::serve(listener, gateway, settings, stopped).await,
+                    }
                 });
                 rt.shutdown_timeout(Duration::from_millis(200));
             })

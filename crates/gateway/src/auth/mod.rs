@@ -90,6 +90,8 @@ pub struct Credentials {
     basic: HashMap<String, BasicEntry>,
     pub(crate) jwt_subjects: HashMap<String, usize>,
     pub(crate) oauth2_clients: HashMap<String, usize>,
+    /// Client certificate fingerprints (lower-case hex) and `cn:NAME` entries.
+    certificates: HashMap<String, usize>,
     secrets: Option<Secrets>,
 }
 
@@ -162,6 +164,13 @@ impl Credentials {
             for s in &app.oauth2_clients {
                 out.oauth2_clients.insert(s.clone(), index);
             }
+            for c in &app.certificates {
+                let c = match c.strip_prefix("cn:") {
+                    Some(cn) => format!("cn:{cn}"),
+                    None => c.replace(':', "").to_ascii_lowercase(),
+                };
+                out.certificates.insert(c, index);
+            }
         }
         Ok(out)
     }
@@ -212,6 +221,9 @@ pub enum Authenticator {
     },
     Jwt(Arc<jwt::CompiledJwt>),
     OAuth2(Arc<oauth2::CompiledIntrospection>),
+    Mtls {
+        allow_unknown: bool,
+    },
 }
 
 impl Authenticator {
@@ -238,6 +250,7 @@ impl Authenticator {
                 )
             }
             Authenticator::Jwt(_) | Authenticator::OAuth2(_) => "Bearer".to_string(),
+            Authenticator::Mtls { .. } => "Mutual".to_string(),
         }
     }
 }
@@ -300,6 +313,7 @@ pub async fn authenticate(
     shared: &AuthShared,
     headers: &mut HeaderMap,
     query: &mut Option<String>,
+    client_cert: Option<&crate::tls::ClientCert>,
 ) -> Result<Identity, ProxyError> {
     let offered = presented(headers);
     let bearer = offered.bearer.map(str::to_owned);
@@ -357,6 +371,25 @@ pub async fn authenticate(
                     .map_err(|e| invalid(auth, &e))?;
                 headers.remove(header::AUTHORIZATION);
                 return check_app(identity);
+            }
+            Authenticator::Mtls { allow_unknown } => {
+                let Some(cert) = client_cert else { continue };
+                let app = credentials
+                    .certificates
+                    .get(&cert.fingerprint)
+                    .or_else(|| {
+                        let cn = cert.common_name.as_ref()?;
+                        credentials.certificates.get(&format!("cn:{cn}"))
+                    })
+                    .and_then(|i| credentials.apps.get(*i));
+                return match (app, allow_unknown) {
+                    (Some(app), _) => identified(app.clone()),
+                    (None, true) => Ok(Identity {
+                        subject: cert.common_name.clone(),
+                        ..Identity::default()
+                    }),
+                    (None, false) => Err(invalid(auth, "the client certificate belongs to no app")),
+                };
             }
             Authenticator::OAuth2(policy) => {
                 let Some(token) = &bearer else { continue };

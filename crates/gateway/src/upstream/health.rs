@@ -72,7 +72,7 @@ async fn probe_loop(pool: Arc<UpstreamPool>, cfg: ActiveHealth) {
             let cfg = cfg.clone();
             let target = t.clone();
             async move {
-                let ok = probe(&pool, &target.authority, &cfg).await;
+                let ok = probe(&pool, &target, &cfg).await;
                 target.record_probe(ok, cfg.healthy, cfg.unhealthy);
             }
         });
@@ -80,10 +80,10 @@ async fn probe_loop(pool: Arc<UpstreamPool>, cfg: ActiveHealth) {
     }
 }
 
-async fn probe(pool: &UpstreamPool, authority: &http::uri::Authority, cfg: &ActiveHealth) -> bool {
+async fn probe(pool: &UpstreamPool, target: &super::TargetState, cfg: &ActiveHealth) -> bool {
     let Ok(uri) = Uri::builder()
-        .scheme("http")
-        .authority(authority.clone())
+        .scheme(target.scheme.clone())
+        .authority(target.authority.clone())
         .path_and_query(cfg.path.as_str())
         .build()
     else {
@@ -96,7 +96,7 @@ async fn probe(pool: &UpstreamPool, authority: &http::uri::Authority, cfg: &Acti
         http::header::USER_AGENT,
         http::HeaderValue::from_static("tollgate-health"),
     );
-    if let Ok(host) = http::HeaderValue::from_str(authority.as_str()) {
+    if let Ok(host) = http::HeaderValue::from_str(target.authority.as_str()) {
         req.headers_mut().insert(http::header::HOST, host);
     }
     match tokio::time::timeout(cfg.timeout.as_std(), pool.client().request(req)).await {

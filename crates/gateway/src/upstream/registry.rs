@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -13,7 +14,7 @@ use tollgate_model::{HashOn, Upstream, UpstreamProtocol};
 use super::{Balancer, TargetState};
 use crate::body::ProxyBody;
 
-pub type HttpClient = Client<HttpConnector, ProxyBody>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 /// One upstream as the request path uses it.
 pub struct UpstreamPool {
@@ -27,6 +28,10 @@ pub struct UpstreamPool {
     pub protocol: UpstreamProtocol,
     /// Which pooled client serves this upstream (see [`UpstreamPool::client`]).
     client_key: ClientKey,
+    /// TLS for `https://` targets.
+    tls: Arc<rustls::ClientConfig>,
+    /// Name checked in the targets' certificates instead of their host.
+    server_name: Option<String>,
     /// Failures in a row that eject a target (passive health), if configured.
     pub passive_threshold: Option<u32>,
     /// When a passively ejected target is retried (only without active probes).
@@ -46,6 +51,8 @@ impl std::fmt::Debug for UpstreamPool {
 #[derive(Default)]
 pub struct Registry {
     targets: Mutex<HashMap<(String, String), Arc<TargetState>>>,
+    /// Opens sealed client keys of upstream TLS settings.
+    pub(crate) secrets: Option<tollgate_secrets::Secrets>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -59,6 +66,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Registry {
+    pub fn new(secrets: Option<tollgate_secrets::Secrets>) -> Registry {
+        Registry {
+            targets: Mutex::default(),
+            secrets,
+        }
+    }
+
     /// Builds the pool for one configured upstream, reusing known targets' state.
     pub fn pool(&self, up: &Upstream) -> Result<Arc<UpstreamPool>, String> {
         let mut targets = Vec::with_capacity(up.targets.len());
@@ -66,10 +80,11 @@ impl Registry {
             let url = t.url.trim_end_matches('/').to_string();
             let authority = url
                 .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
                 .and_then(|a| a.parse().ok())
                 .ok_or_else(|| {
                     format!(
-                        "upstream {}: target `{}` is not http://host:port",
+                        "upstream {}: target `{}` is not http(s)://host:port",
                         up.name, t.url
                     )
                 })?;
@@ -80,6 +95,16 @@ impl Registry {
             targets.push(state);
         }
         let active = up.health.active.is_some();
+        let tls = crate::tls::upstream_config(&up.tls, self.secrets.as_ref())
+            .map_err(|e| format!("upstream {}: {e}", up.name))?;
+        let tls_id = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            serde_json::to_string(&up.tls)
+                .unwrap_or_default()
+                .hash(&mut h);
+            h.finish()
+        };
         Ok(Arc::new(UpstreamPool {
             name: Arc::from(up.name.as_str()),
             balancer: Balancer::new(up.balance, up.targets.iter().map(|t| t.weight).collect()),
@@ -89,7 +114,9 @@ impl Registry {
             read_timeout: up.timeouts.read.as_std(),
             write_timeout: up.timeouts.write.as_std(),
             protocol: up.protocol,
-            client_key: (up.timeouts.connect.as_std(), up.protocol),
+            client_key: (up.timeouts.connect.as_std(), up.protocol, tls_id),
+            tls,
+            server_name: up.tls.server_name.clone(),
             passive_threshold: up.health.passive.as_ref().map(|p| p.unhealthy),
             cooldown: match (&up.health.passive, active) {
                 (Some(p), false) => Some(p.cooldown.as_std()),
@@ -104,8 +131,8 @@ impl Registry {
     }
 }
 
-/// Connect timeout and protocol: what distinguishes one client from another.
-type ClientKey = (Duration, UpstreamProtocol);
+/// Connect timeout, protocol and TLS settings: what distinguishes one client from another.
+type ClientKey = (Duration, UpstreamProtocol, u64);
 
 thread_local! {
     /// Each proxy worker thread keeps its own clients, so a pooled upstream connection is
@@ -120,17 +147,35 @@ impl UpstreamPool {
             clients
                 .borrow_mut()
                 .entry(self.client_key)
-                .or_insert_with(|| build_client(self.client_key))
+                .or_insert_with(|| {
+                    build_client(self.client_key, &self.tls, self.server_name.clone())
+                })
                 .clone()
         })
     }
 }
 
-fn build_client((connect_timeout, protocol): ClientKey) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_keepalive(Some(Duration::from_secs(60)));
+fn build_client(
+    (connect_timeout, protocol, _): ClientKey,
+    tls: &rustls::ClientConfig,
+    server_name: Option<String>,
+) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http();
+    let name = server_name.and_then(|n| rustls::pki_types::ServerName::try_from(n).ok());
+    let builder = match name {
+        Some(name) => {
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
+        }
+        None => builder,
+    };
+    let connector = builder.enable_http1().wrap_connector(http);
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())

@@ -16,6 +16,8 @@ pub(crate) fn now_ms() -> u64 {
 
 pub struct TargetState {
     pub url: String,
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
     pub authority: Authority,
     /// `Host` sent upstream, made once.
     pub host_header: http::HeaderValue,
@@ -49,6 +51,11 @@ impl TargetState {
         gauge.set(1.0);
         TargetState {
             url: url.to_string(),
+            scheme: if url.starts_with("https://") {
+                http::uri::Scheme::HTTPS
+            } else {
+                http::uri::Scheme::HTTP
+            },
             host_header: http::HeaderValue::from_str(authority.as_str())
                 .unwrap_or_else(|_| http::HeaderValue::from_static("localhost")),
             authority,

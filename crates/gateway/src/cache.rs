@@ -278,7 +278,9 @@ impl CompiledCache {
     }
 
     /// The key of a request: route identity, method, host, path and query, plus the
-    /// configured parts (the app, chosen headers).
+    /// configured parts (the app, chosen headers). On an authenticated route `caller`
+    /// names who called, so one caller's answer is never served to another.
+    #[allow(clippy::too_many_arguments)]
     pub fn key(
         &self,
         route: u64,
@@ -287,8 +289,13 @@ impl CompiledCache {
         path_and_query: &str,
         headers: &HeaderMap,
         app: Option<&str>,
+        caller: Option<&str>,
     ) -> String {
         let mut key = format!("{route:016x} {method} {host}{path_and_query}");
+        if let Some(c) = caller {
+            key.push_str(" caller=");
+            key.push_str(c);
+        }
         if self.by_app {
             key.push_str(" app=");
             key.push_str(app.unwrap_or("-"));

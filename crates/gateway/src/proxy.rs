@@ -238,6 +238,8 @@ async fn proxy(
     req.headers_mut().remove(&forward::X_TOLLGATE_APP);
     req.headers_mut().remove(&forward::X_TOLLGATE_DEVELOPER);
     let mut query = uri.query().map(str::to_owned);
+    // Authentication removes the credential; the cache still needs to know it was there.
+    let had_authorization = req.headers().contains_key(header::AUTHORIZATION);
     let identity = if route.authenticators.is_empty() {
         Identity::default()
     } else {
@@ -277,6 +279,13 @@ async fn proxy(
         )?;
     }
 
+    let caller =
+        (!route.authenticators.is_empty()).then(|| match (&identity.app, &identity.subject) {
+            (Some(app), _) => format!("app:{}", app.name),
+            (None, Some(sub)) => format!("sub:{sub}"),
+            (None, None) => "-".to_string(),
+        });
+
     // The cache answers before anything is sent upstream.
     let mut leader = None;
     let mut cache_request = None;
@@ -296,6 +305,7 @@ async fn proxy(
                 &pq,
                 req.headers(),
                 identity.app.as_ref().map(|a| a.name.as_str()),
+                caller.as_deref(),
             );
             let revalidate = wanted.no_cache || wanted.max_age == Some(0);
             match gw.cache.lookup(&key, req.headers(), revalidate) {
@@ -308,7 +318,8 @@ async fn proxy(
                 }
                 Lookup::Leader(l) => {
                     leader = Some(l);
-                    cache_request = Some((req.headers().clone(), path.to_string()));
+                    cache_request =
+                        Some((req.headers().clone(), path.to_string(), had_authorization));
                 }
                 Lookup::Follower(mut rx) => {
                     // Another request is fetching this answer: wait for it, then use it.
@@ -430,8 +441,17 @@ async fn proxy(
         _ => resp,
     };
     Ok(match (leader, cache_request, &route.cache) {
-        (Some(leader), Some((request_headers, request_path)), Some(policy)) => {
-            store(leader, route, policy, &request_path, resp, &request_headers).await
+        (Some(leader), Some((request_headers, request_path, had_auth)), Some(policy)) => {
+            store(
+                leader,
+                route,
+                policy,
+                &request_path,
+                resp,
+                &request_headers,
+                had_auth,
+            )
+            .await
         }
         _ => resp,
     })
@@ -606,8 +626,9 @@ async fn store(
     path: &str,
     resp: Response<ProxyBody>,
     request: &http::HeaderMap,
+    had_authorization: bool,
 ) -> Response<ProxyBody> {
-    let has_auth = request.contains_key(header::AUTHORIZATION);
+    let has_auth = had_authorization || request.contains_key(header::AUTHORIZATION);
     let Some(fresh) = cache::freshness(resp.status(), resp.headers(), has_auth, policy.ttl) else {
         return mark_miss(resp);
     };

@@ -165,6 +165,18 @@ pub struct Jwt {
     /// Tolerance for `exp` and `nbf` (default 30s).
     #[serde(default = "default_leeway", skip_serializing_if = "is_default_leeway")]
     pub leeway: crate::units::Duration,
+    /// Refuse tokens without `exp` (default true): a token that never expires cannot be
+    /// taken back.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub require_exp: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// A verification key for `jwt`: a public JWK (`jwk`), a PEM public key with its `alg`,

@@ -101,6 +101,11 @@ fn now() -> i64 {
 }
 
 fn hs256(claims: &Value, secret: &str) -> String {
+    let mut claims = claims.clone();
+    if claims.get("exp").is_none() {
+        claims["exp"] = json!(now() + 300);
+    }
+    let claims = &claims;
     let input = format!(
         "{}.{}",
         b64(&json!({"alg": "HS256", "typ": "JWT"})),
@@ -407,8 +412,30 @@ async fn jwt_from_a_jwks_with_rotation_and_a_bound_on_refetches() {
     .await;
     assert_eq!(r.status, 200);
     assert!(r.json()["headers"].get("x-tollgate-app").is_none());
+    // A claim header sent by the client is dropped when the token lacks the claim.
+    let mut no_tier = claims("someone");
+    no_tier.as_object_mut().unwrap().remove("tier");
+    let r = get(
+        &node,
+        "/orders",
+        &[
+            ("authorization", &bearer(k1.sign(&no_tier))),
+            ("x-tier", "platinum"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["headers"].get("x-tier").is_none(), "{}", r.text());
 
-    // Refused: wrong audience, expired, unsigned, tampered.
+    // Refused: wrong audience, expired, no expiry, unsigned, tampered.
+    let mut c = claims("acme-client");
+    c.as_object_mut().unwrap().remove("exp");
+    assert_eq!(
+        get(&node, "/orders", &[("authorization", &bearer(k1.sign(&c)))])
+            .await
+            .status,
+        401
+    );
     let mut c = claims("acme-client");
     c["aud"] = json!("billing");
     let r = get(&node, "/orders", &[("authorization", &bearer(k1.sign(&c)))]).await;
@@ -828,4 +855,39 @@ async fn bad_auth_configuration_is_refused_with_its_path() {
     assert!(r.text().contains("PEM"), "{}", r.text());
     // The running configuration is untouched.
     assert_eq!(get(&node, "/x", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn cached_answers_are_never_shared_between_callers() {
+    let svc = MockUpstream::start("svc").await;
+    let yaml = format!(
+        "{}{PEOPLE}apps:
+  - name: one
+    owner: dev@acme.test
+    keys: [{{ secret: key-of-app-one-01 }}]
+  - name: two
+    owner: other@beta.test
+    keys: [{{ secret: key-of-app-two-01 }}]
+",
+        config(
+            &[upstream("svc", &[svc.url()], "")],
+            &[api(
+                "me",
+                "svc",
+                &["{ path: /me, policies: [{ key_auth: {} }, { cache: { ttl: 1m } }] }"]
+            )]
+        )
+    );
+    let node = start(&yaml).await;
+    let one = get(&node, "/me", &[("x-api-key", "key-of-app-one-01")]).await;
+    assert_eq!(one.json()["headers"]["x-tollgate-app"], "one");
+    let two = get(&node, "/me", &[("x-api-key", "key-of-app-two-01")]).await;
+    assert_eq!(
+        two.json()["headers"]["x-tollgate-app"],
+        "two",
+        "not app one's answer"
+    );
+    let again = get(&node, "/me", &[("x-api-key", "key-of-app-one-01")]).await;
+    assert_eq!(again.header("x-cache"), Some("HIT"));
+    assert_eq!(again.json()["headers"]["x-tollgate-app"], "one");
 }

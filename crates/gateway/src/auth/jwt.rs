@@ -148,6 +148,7 @@ pub struct CompiledJwt {
     require_app: bool,
     forward: Vec<(String, HeaderName)>,
     leeway: i64,
+    require_exp: bool,
 }
 
 impl CompiledJwt {
@@ -175,7 +176,13 @@ impl CompiledJwt {
             require_app: j.require_app,
             forward: forward_headers(&j.forward_claims)?,
             leeway: j.leeway.as_std().as_secs() as i64,
+            require_exp: j.require_exp,
         })
+    }
+
+    /// The headers `forward_claims` fills.
+    pub fn forwarded_headers(&self) -> &[(String, HeaderName)] {
+        &self.forward
     }
 
     /// Verifies a token and maps it to an identity. The error says what was wrong.
@@ -240,10 +247,14 @@ impl CompiledJwt {
                     .ok_or_else(|| format!("the token's `{name}` is not a number")),
             }
         };
-        if let Some(exp) = time_claim("exp")?
-            && now > exp.saturating_add(self.leeway)
-        {
-            return Err("the token has expired".to_string());
+        match time_claim("exp")? {
+            Some(exp) if now > exp.saturating_add(self.leeway) => {
+                return Err("the token has expired".to_string());
+            }
+            None if self.require_exp => {
+                return Err("the token has no expiry (`exp`)".to_string());
+            }
+            _ => {}
         }
         if let Some(nbf) = time_claim("nbf")?
             && now < nbf.saturating_sub(self.leeway)
@@ -546,6 +557,13 @@ mod tests {
                 .contains("signature")
         );
         let expired = serde_json::json!({"iss": "https://idp", "aud": "orders", "exp": now - 120});
+        let forever = serde_json::json!({"iss": "https://idp", "aud": "orders"});
+        assert!(
+            check(&p, &hs256(&h, &forever, b"s3cret-s3cret"))
+                .await
+                .unwrap_err()
+                .contains("no expiry")
+        );
         assert!(
             check(&p, &hs256(&h, &expired, b"s3cret-s3cret"))
                 .await
@@ -555,21 +573,23 @@ mod tests {
         // Within the 30 s leeway.
         let just = serde_json::json!({"iss": "https://idp", "aud": "orders", "exp": now - 5});
         assert!(check(&p, &hs256(&h, &just, b"s3cret-s3cret")).await.is_ok());
-        let early = serde_json::json!({"iss": "https://idp", "aud": "orders", "nbf": now + 600});
+        let early = serde_json::json!({"iss": "https://idp", "aud": "orders", "nbf": now + 600, "exp": now + 900});
         assert!(
             check(&p, &hs256(&h, &early, b"s3cret-s3cret"))
                 .await
                 .unwrap_err()
                 .contains("not valid yet")
         );
-        let other_iss = serde_json::json!({"iss": "https://evil", "aud": "orders"});
+        let other_iss =
+            serde_json::json!({"iss": "https://evil", "aud": "orders", "exp": now + 60});
         assert!(
             check(&p, &hs256(&h, &other_iss, b"s3cret-s3cret"))
                 .await
                 .unwrap_err()
                 .contains("issuer")
         );
-        let other_aud = serde_json::json!({"iss": "https://idp", "aud": "billing"});
+        let other_aud =
+            serde_json::json!({"iss": "https://idp", "aud": "billing", "exp": now + 60});
         assert!(
             check(&p, &hs256(&h, &other_aud, b"s3cret-s3cret"))
                 .await

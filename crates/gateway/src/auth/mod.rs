@@ -315,6 +315,17 @@ pub async fn authenticate(
     query: &mut Option<String>,
     client_cert: Option<&crate::tls::ClientCert>,
 ) -> Result<Identity, ProxyError> {
+    // Headers the gateway fills from a token are never taken from the client.
+    for auth in authenticators {
+        let names = match auth {
+            Authenticator::Jwt(j) => j.forwarded_headers(),
+            Authenticator::OAuth2(o) => o.forwarded_headers(),
+            _ => &[],
+        };
+        for (_, name) in names {
+            headers.remove(name);
+        }
+    }
     let offered = presented(headers);
     let bearer = offered.bearer.map(str::to_owned);
     let basic = offered.basic.map(str::to_owned);
@@ -490,7 +501,12 @@ async fn verify_basic(
     }
     let stored = entry.stored.clone();
     let password = password.to_string();
-    // argon2 takes tens of milliseconds: keep it off the proxy worker.
+    // argon2 takes tens of milliseconds: keep it off the proxy worker, and bound how many
+    // run at once so a flood of wrong passwords cannot take every core.
+    static ARGON2_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    let Ok(_slot) = ARGON2_SLOTS.acquire().await else {
+        return None;
+    };
     let ok =
         tokio::task::spawn_blocking(move || tollgate_secrets::verify_password(&password, &stored))
             .await

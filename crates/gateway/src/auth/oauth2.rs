@@ -89,6 +89,11 @@ impl CompiledIntrospection {
         })
     }
 
+    /// The headers `forward_claims` fills.
+    pub fn forwarded_headers(&self) -> &[(String, HeaderName)] {
+        &self.forward
+    }
+
     pub async fn verify(
         &self,
         token: &str,

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod error;
 pub mod fetch;
 pub mod forward;
+pub mod guard;
 pub mod lifecycle;
 pub mod listener;
 pub mod metrics;

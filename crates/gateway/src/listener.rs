@@ -14,6 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::Gateway;
+use crate::guard::SmugglingGuard;
 use crate::proxy::{ConnInfo, TlsConn, handle};
 
 /// Limits on what clients may send.
@@ -107,7 +108,8 @@ async fn serve_with(
                         let info = info.clone();
                         async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let io = TokioIo::new(SmugglingGuard::new(stream, settings.max_header_bytes, settings.header_read_timeout));
+                    let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -119,6 +121,8 @@ async fn serve_with(
                 let accepting = tokio::time::timeout(settings.header_read_timeout, acceptor.accept(stream));
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let max_head = settings.max_header_bytes;
+                let head_timeout = settings.header_read_timeout;
                 tokio::spawn(async move {
                     let stream = match accepting.await {
                         Ok(Ok(s)) => s,
@@ -142,8 +146,15 @@ async fn serve_with(
                         let info = info.clone();
                         async move { Ok::<_, Infallible>(handle(&gw, info, req).await) }
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
+                    let served = if session.alpn_protocol() == Some(b"h2") {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                        watcher.watch(conn).await
+                    } else {
+                        let io = TokioIo::new(SmugglingGuard::new(stream, max_head, head_timeout));
+                        let conn = builder.serve_connection_with_upgrades(io, service).into_owned();
+                        watcher.watch(conn).await
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

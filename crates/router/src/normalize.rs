@@ -43,6 +43,12 @@ pub enum PathError {
         /// The control byte itself.
         byte: u8,
     },
+    /// A segment that is a dot segment once an encoded slash or a backslash inside it
+    /// is read as a separator (`..%2F`, `%2E%2E%5C`, `..\`): servers that decode those
+    /// would resolve it to another path than the one routed. The same for `..;` (a dot
+    /// segment with a path parameter).
+    #[error("request path hides a dot segment behind an encoded slash or a backslash")]
+    EncodedTraversal,
 }
 
 /// Normalise the path component of a request URI (no query string).
@@ -95,6 +101,21 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     }
 }
 
+/// Whether a decoded segment holds a `.` or `..` piece between encoded slashes or
+/// backslashes.
+fn hides_dot_segment(seg: &str) -> bool {
+    if !(seg.contains("%2F") || seg.contains("%5C") || seg.contains(['\\', ';'])) {
+        return false;
+    }
+    // `..;x` is `..` to servers that read path parameters (RFC 2396 `;` segments).
+    seg.replace("%2F", "/")
+        .replace("%5C", "/")
+        .replace('\\', "/")
+        .split('/')
+        .map(|piece| piece.split(';').next().unwrap_or(piece))
+        .any(|piece| piece == "." || piece == "..")
+}
+
 /// Fast-path check: `raw` (which starts with `/`) contains no `%`, no
 /// control character, no empty segment except a trailing one, and no `.` or
 /// `..` segment — i.e. the slow path would return it unchanged.
@@ -103,7 +124,7 @@ fn is_canonical(raw: &[u8]) -> bool {
     for i in 1..=raw.len() {
         let b = raw.get(i).copied();
         match b {
-            Some(b'%') => return false,
+            Some(b'%') | Some(b'\\') | Some(b';') => return false,
             Some(c) if is_control(c) => return false,
             Some(b'/') | None => {
                 let seg = raw.get(seg_start..i).unwrap_or_default();
@@ -130,6 +151,9 @@ fn normalize_slow(raw: &str) -> Result<String, PathError> {
         out.push('/');
         decode_segment_into(seg, seg_off, &mut out)?;
         seg_off += seg.len() + 1;
+        if hides_dot_segment(out.get(start + 1..).unwrap_or_default()) {
+            return Err(PathError::EncodedTraversal);
+        }
         match out.get(start + 1..).unwrap_or_default() {
             "" | "." => {
                 out.truncate(start);

@@ -158,3 +158,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn dot_segments_hidden_behind_encoded_separators_are_refused() {
+    for raw in [
+        "/public/..%2fadmin",
+        "/public/%2e%2e%2fadmin",
+        "/a/%2F..%2Fb",
+        "/a/.%5c",
+        "/a/..\\b",
+        "/public/..;/admin",
+        "/a/.;x/b",
+    ] {
+        assert_eq!(
+            normalize_path(raw),
+            Err(PathError::EncodedTraversal),
+            "{raw}"
+        );
+    }
+    // Encoded slashes alone stay, encoded.
+    assert_eq!(normalize_path("/a%2fb").unwrap(), "/a%2Fb");
+    assert_eq!(normalize_path("/a%2f...").unwrap(), "/a%2F...");
+    assert_eq!(normalize_path("/a;v=1/b").unwrap(), "/a;v=1/b");
+}

@@ -1,5 +1,5 @@
 //! Developers, apps and API keys (CONTRACT §3): `/api/developers`, `/api/apps`,
-//! `/api/apps/{app}/keys`. A new key's secret is in the creation answer and nowhere else.
+//! `/api/apps/{app}/keys`; and TLS certificates, `/api/certificates`. A new key's secret is in the creation answer and nowhere else.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::{delete, get};
 use serde::Deserialize;
 use serde_json::json;
-use tollgate_model::{App, AppKey, Developer};
+use tollgate_model::{App, AppKey, Certificate, Developer};
 
 use crate::AdminState;
 use crate::auth::Principal;
@@ -32,6 +32,128 @@ pub fn routes() -> Router<Arc<AdminState>> {
         .route("/apps/{app}", get(get_app).put(put_app).delete(delete_app))
         .route("/apps/{app}/keys", get(list_keys).post(create_key))
         .route("/apps/{app}/keys/{id}", delete(revoke_key))
+        .route(
+            "/certificates",
+            get(list_certificates).post(create_certificate),
+        )
+        .route(
+            "/certificates/{name}",
+            get(get_certificate)
+                .put(put_certificate)
+                .delete(delete_certificate),
+        )
+}
+
+// ---- TLS certificates ----
+
+/// A certificate as the API shows it: never the private key.
+fn certificate_view(c: &Certificate) -> serde_json::Value {
+    let info = tollgate_gateway::tls::certificate_info(&c.cert);
+    json!({
+        "name": c.name,
+        "snis": c.snis,
+        "cert": c.cert,
+        "info": info.as_ref().ok(),
+        "error": info.err(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/certificates", responses((status = 200, description = "TLS certificates with subject, names and validity (never keys)")), security(("bearer" = [])))]
+pub async fn list_certificates(
+    State(state): State<Arc<AdminState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let doc = read(&state).await?;
+    Ok(Json(json!({
+        "certificates": doc.certificates.iter().map(certificate_view).collect::<Vec<_>>()
+    })))
+}
+
+#[utoipa::path(get, path = "/api/certificates/{name}", params(("name" = String, Path)), responses((status = 200), (status = 404)), security(("bearer" = [])))]
+pub async fn get_certificate(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    read(&state)
+        .await?
+        .certificates
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| Json(certificate_view(c)))
+        .ok_or_else(|| ApiError::not_found(format!("no certificate `{name}`")))
+}
+
+#[utoipa::path(post, path = "/api/certificates", request_body(content = Object, description = "{name, snis, cert, key}: PEM; the key is sealed before it is stored"),
+    responses((status = 201), (status = 409), (status = 422)), security(("bearer" = [])))]
+pub async fn create_certificate(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let cert: Certificate = parse(&body)?;
+    let view = certificate_view(&cert);
+    let outcome = write(&state, &who, |doc| {
+        if doc.certificates.iter().any(|c| c.name == cert.name) {
+            return Err(ApiError::conflict(format!(
+                "certificate `{}` exists; PUT /api/certificates/{} replaces it",
+                cert.name, cert.name
+            )));
+        }
+        doc.certificates.push(cert);
+        Ok(())
+    })
+    .await?;
+    Ok(answer(StatusCode::CREATED, &view, &outcome))
+}
+
+/// Replaces a certificate (rotation): every node serves the new one once it installs the
+/// revision, without a restart.
+#[utoipa::path(put, path = "/api/certificates/{name}", params(("name" = String, Path)), request_body(content = Object),
+    responses((status = 200), (status = 201), (status = 422)), security(("bearer" = [])))]
+pub async fn put_certificate(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let cert: Certificate = parse(&body)?;
+    check_name(&name, &cert.name, "certificate name")?;
+    let view = certificate_view(&cert);
+    let mut created = false;
+    let outcome = write(&state, &who, |doc| {
+        match doc.certificates.iter_mut().find(|c| c.name == cert.name) {
+            Some(existing) => *existing = cert,
+            None => {
+                created = true;
+                doc.certificates.push(cert);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(answer(status, &view, &outcome))
+}
+
+#[utoipa::path(delete, path = "/api/certificates/{name}", params(("name" = String, Path)), responses((status = 204), (status = 404)), security(("bearer" = [])))]
+pub async fn delete_certificate(
+    State(state): State<Arc<AdminState>>,
+    axum::Extension(who): axum::Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let outcome = write(&state, &who, |doc| {
+        let before = doc.certificates.len();
+        doc.certificates.retain(|c| c.name != name);
+        if doc.certificates.len() == before {
+            return Err(ApiError::not_found(format!("no certificate `{name}`")));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(gone(&outcome))
 }
 
 // ---- developers ----

@@ -19,6 +19,7 @@ use crate::{auth, cache, collections, config, identities};
         identities::list_developers, identities::get_developer, identities::create_developer, identities::put_developer, identities::delete_developer,
         identities::list_apps, identities::get_app, identities::create_app, identities::put_app, identities::delete_app,
         identities::list_keys, identities::create_key, identities::revoke_key,
+        identities::list_certificates, identities::get_certificate, identities::create_certificate, identities::put_certificate, identities::delete_certificate,
         auth::list_tokens, auth::create_token, auth::revoke_token,
         cache::purge, cache::purge_all, cache::stats,
     ),

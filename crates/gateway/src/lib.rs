@@ -50,6 +50,8 @@ pub struct Gateway {
     pub auth: auth::AuthShared,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
+    /// One TLS server configuration for every worker, so sessions resume on any of them.
+    tls_config: std::sync::OnceLock<Arc<rustls::ServerConfig>>,
     /// The TLS listener's port, for redirects from plain HTTP (0: none).
     pub https_port: std::sync::atomic::AtomicU16,
     /// Serialises installs so an older revision never replaces a newer one.
@@ -75,6 +77,7 @@ impl Gateway {
             cache: cache::ResponseCache::new(defaults.cache_size),
             auth: auth::AuthShared::default(),
             tls: Arc::default(),
+            tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
             install_lock: std::sync::Mutex::new(()),
         })
@@ -87,6 +90,14 @@ impl Gateway {
 
     pub fn revision(&self) -> i64 {
         self.current.load().revision
+    }
+
+    /// The TLS listener's server configuration (certificates by SNI from the current
+    /// snapshot), shared by every worker.
+    pub fn tls_server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.tls_config
+            .get_or_init(|| tls::server_config(self.tls.clone()))
+            .clone()
     }
 
     /// The node secret, when configured.

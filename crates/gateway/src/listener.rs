@@ -60,7 +60,7 @@ pub async fn serve_tls(
     settings: ListenerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(gw.tls.clone()));
+    let acceptor = tokio_rustls::TlsAcceptor::from(gw.tls_server_config());
     serve_with(listener, gw, settings, Some(acceptor), shutdown).await
 }
 

@@ -67,6 +67,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     let over_tls = conn.tls.is_some();
     if !over_tls
         && snapshot.redirect_http
+        && !forwarded_https(&snapshot, &conn, req.headers())
         && let Some(resp) = redirect_to_https(gw, &snapshot, &req)
     {
         return resp;
@@ -101,6 +102,18 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         metrics.upstream_duration.record(u.as_secs_f64());
     }
     resp
+}
+
+/// Whether a trusted proxy in front says the client used HTTPS (`X-Forwarded-Proto`).
+fn forwarded_https(snapshot: &Snapshot, conn: &ConnInfo, headers: &http::HeaderMap) -> bool {
+    snapshot
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(conn.peer.ip()))
+        && headers
+            .get(&forward::X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// `308` to the same URL over HTTPS, when a TLS listener is there to take it.
@@ -279,17 +292,31 @@ async fn proxy(
         )?;
     }
 
-    let caller =
-        (!route.authenticators.is_empty()).then(|| match (&identity.app, &identity.subject) {
-            (Some(app), _) => format!("app:{}", app.name),
-            (None, Some(sub)) => format!("sub:{sub}"),
-            (None, None) => "-".to_string(),
-        });
+    // On an authenticated route the cache keys answers by caller; a caller the gateway
+    // cannot tell apart from others is not served from the cache at all.
+    let caller = if route.authenticators.is_empty() {
+        None
+    } else {
+        let sub = identity
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("sub"))
+            .and_then(|v| v.as_str());
+        Some(match (&identity.app, sub, &identity.subject) {
+            (Some(app), _, _) => Some(format!("app:{}", app.name)),
+            (None, Some(sub), _) => Some(format!("sub:{sub}")),
+            (None, None, Some(subject)) => Some(format!("subject:{subject}")),
+            (None, None, None) => None,
+        })
+    };
+    let uncacheable_caller = matches!(caller, Some(None));
+    let caller = caller.flatten();
 
     // The cache answers before anything is sent upstream.
     let mut leader = None;
     let mut cache_request = None;
     if let Some(policy) = &route.cache
+        && !uncacheable_caller
         && matches!(*req.method(), Method::GET | Method::HEAD)
     {
         let wanted = cache::directives(req.headers());

@@ -36,8 +36,9 @@ fn system_roots() -> rustls::RootCertStore {
     roots
 }
 
-/// Client TLS for the gateway's own calls: the system's roots (and a bundle named by
-/// `SSL_CERT_FILE`, as OpenSSL does) plus Mozilla's.
+/// Client TLS for the gateway's own calls: Mozilla's roots plus the system's (or, when
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` are set, those instead of the system's, as OpenSSL
+/// does).
 pub fn client_config() -> rustls::ClientConfig {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     CONFIG
@@ -314,6 +315,7 @@ pub fn server_config(state: Arc<TlsState>) -> Arc<rustls::ServerConfig> {
         .with_client_cert_verifier(Arc::new(ClientVerifier(state.clone())))
         .with_cert_resolver(Arc::new(Resolver(state)));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
     Arc::new(config)
 }
 
@@ -346,4 +348,53 @@ fn common_name(der: &[u8]) -> Option<String> {
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string)
+}
+
+/// What the admin API shows of a certificate: its subject, names and validity, read from
+/// the leaf of a PEM chain.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub dns_names: Vec<String>,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    /// SHA-256 of the leaf, lower-case hex.
+    pub fingerprint: String,
+}
+
+/// Reads the leaf certificate of a PEM chain.
+pub fn certificate_info(pem: &str) -> Result<CertificateInfo, String> {
+    let chain = certs(pem, "cert")?;
+    let der = chain[0].as_ref();
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("cert: cannot read the certificate ({e})"))?;
+    let when = |t: x509_parser::time::ASN1Time| {
+        t.to_datetime()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let dns_names = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(CertificateInfo {
+        subject: cert.subject().to_string(),
+        dns_names,
+        not_before: when(cert.validity().not_before),
+        not_after: when(cert.validity().not_after),
+        fingerprint: hex_lower(&Sha256::digest(der)),
+    })
 }

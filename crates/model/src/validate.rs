@@ -912,15 +912,44 @@ fn check_identities(doc: &Document, errs: &mut Errors) {
             }
         }
         for (k, s) in app.jwt_subjects.iter().enumerate() {
-            if !subjects.insert(("jwt", s.as_str())) {
+            if !subjects.insert(("jwt", s.clone())) {
                 errs.push(
                     format!("{path}.jwt_subjects[{k}]"),
                     format!("JWT subject `{s}` maps to two apps"),
                 );
             }
         }
+        for (k, c) in app.certificates.iter().enumerate() {
+            let cpath = format!("{path}.certificates[{k}]");
+            let key = match c.strip_prefix("cn:") {
+                Some(cn) if !cn.is_empty() => format!("cn:{cn}"),
+                Some(_) => {
+                    errs.push(cpath, "`cn:` needs a common name");
+                    continue;
+                }
+                None => {
+                    let hex = c.replace(':', "").to_ascii_lowercase();
+                    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        errs.push(
+                            cpath,
+                            format!(
+                                "`{c}` is neither a SHA-256 fingerprint (64 hex digits) nor `cn:NAME`"
+                            ),
+                        );
+                        continue;
+                    }
+                    hex
+                }
+            };
+            if !subjects.insert(("cert", key)) {
+                errs.push(
+                    format!("{path}.certificates[{k}]"),
+                    format!("client certificate `{c}` maps to two apps"),
+                );
+            }
+        }
         for (k, s) in app.oauth2_clients.iter().enumerate() {
-            if !subjects.insert(("oauth2", s.as_str())) {
+            if !subjects.insert(("oauth2", s.clone())) {
                 errs.push(
                     format!("{path}.oauth2_clients[{k}]"),
                     format!("OAuth2 client `{s}` maps to two apps"),

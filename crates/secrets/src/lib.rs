@@ -46,7 +46,8 @@ pub enum SecretError {
 /// The node secret and the keys derived from it.
 #[derive(Clone)]
 pub struct Secrets {
-    pepper: [u8; 32],
+    /// HMAC keyed with the pepper, ready to clone: the key schedule runs once.
+    pepper_mac: HmacSha256,
     seal: [u8; 32],
 }
 
@@ -100,19 +101,21 @@ impl Secrets {
     pub fn from_hex(text: &str) -> Result<Secrets, SecretError> {
         let bytes = hex::decode(text.trim()).map_err(|_| SecretError::BadNodeSecret)?;
         let master: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadNodeSecret)?;
+        let pepper = derive(&master, "tollgate api key pepper v1");
         Ok(Secrets {
-            pepper: derive(&master, "tollgate api key pepper v1"),
+            pepper_mac: <HmacSha256 as Mac>::new_from_slice(&pepper).expect("any key length"),
             seal: derive(&master, "tollgate sealing key v1"),
         })
     }
 
-    /// HMAC-SHA256 of a presented API key, hex.
+    /// HMAC-SHA256 of a presented API key, hex: what the store keeps.
     pub fn key_hash(&self, key: &str) -> String {
-        hex::encode(self.key_mac(key))
+        hex::encode(self.key_digest(key))
     }
 
-    fn key_mac(&self, key: &str) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.pepper).expect("any key length");
+    /// HMAC-SHA256 of a presented API key.
+    pub fn key_digest(&self, key: &str) -> [u8; 32] {
+        let mut mac = self.pepper_mac.clone();
         mac.update(key.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -122,20 +125,23 @@ impl Secrets {
         let Ok(stored) = hex::decode(stored) else {
             return false;
         };
-        self.key_mac(key).ct_eq(&stored[..]).into()
+        self.key_digest(key).ct_eq(&stored[..]).into()
     }
 
     /// The public id of a key: the middle part of `tg_<id>_<secret>`, or, for a key of
-    /// any other form (a literal secret from a migration), an id derived from it with the
-    /// pepper, so the lookup is still one map access.
+    /// any other form (a literal secret from a migration), the first hex digits of its
+    /// peppered hash, so the lookup is still one map access. (The id reveals nothing the
+    /// stored hash does not.)
     pub fn key_id(&self, key: &str) -> String {
-        if let Some(id) = generated_key_id(key) {
-            return id.to_string();
+        self.key_id_with(key, &self.key_digest(key))
+    }
+
+    /// [`Secrets::key_id`] when the key's digest is already known.
+    pub fn key_id_with(&self, key: &str, digest: &[u8; 32]) -> String {
+        match generated_key_id(key) {
+            Some(id) => id.to_string(),
+            None => format!("l{}", &hex::encode(&digest[..8])[..15]),
         }
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.pepper).expect("any key length");
-        mac.update(b"literal key id\0");
-        mac.update(key.as_bytes());
-        format!("l{}", &hex::encode(mac.finalize().into_bytes())[..15])
     }
 
     /// Generates a new API key `tg_<id>_<secret>` (12-character id, 32-character secret).

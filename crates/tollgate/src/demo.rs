@@ -1,6 +1,7 @@
 //! `tollgate demo`: the whole product on a temporary data directory, with a built-in
 //! orders service as the upstream and an API that has a deprecated `v1` and a published
-//! `v2`. Prints where to look and commands that work as printed.
+//! `v2` (one of its routes needs an API key; the sample app's key is made fresh on each
+//! run). Prints where to look and commands that work as printed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,6 +48,16 @@ apis:
             methods: [GET, POST]
           - path: /v2/orders/{id}
             methods: [GET]
+            policies:
+              - key_auth: {}
+developers:
+  - email: dev@acme.test
+    organization: acme
+apps:
+  - name: acme-web
+    owner: dev@acme.test
+    keys:
+      - secret: DEMO_KEY
 policies:
   - request_size: { max_body: 1MB }
 "#;
@@ -65,7 +76,16 @@ pub fn run(mut args: ServeArgs) -> Result<(), Failure> {
     let upstream_addr = upstream
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let text = CONFIG.replace("UPSTREAM", &upstream_addr.to_string());
+    // A fresh key for the sample app on every run: the demo has no fixed credential.
+    let demo_key = format!(
+        "demo-{}",
+        tollgate_secrets::generate_node_secret()
+            .get(..24)
+            .unwrap_or_default()
+    );
+    let text = CONFIG
+        .replace("UPSTREAM", &upstream_addr.to_string())
+        .replace("DEMO_KEY", &demo_key);
     let (config, _) =
         parse_document(&text).map_err(|e| Failure::Runtime(format!("demo configuration: {e}")))?;
 
@@ -76,8 +96,9 @@ pub fn run(mut args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let on_ready =
-        Box::new(move |token: &str| print_banner(&proxy, &admin, token, &data_dir, upstream_addr));
+    let on_ready = Box::new(move |token: &str| {
+        print_banner(&proxy, &admin, token, &data_dir, upstream_addr, &demo_key)
+    });
     let start = Box::new(move || {
         tokio::spawn(serve_orders(upstream));
     });
@@ -102,7 +123,14 @@ fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-fn print_banner(proxy: &str, admin: &str, token: &str, data_dir: &str, upstream: SocketAddr) {
+fn print_banner(
+    proxy: &str,
+    admin: &str,
+    token: &str,
+    data_dir: &str,
+    upstream: SocketAddr,
+    key: &str,
+) {
     println!(
         r#"
 Tollgate demo is running.
@@ -110,11 +138,13 @@ Tollgate demo is running.
   Proxy (API traffic):  http://{proxy}
   Admin API:            http://{admin}   token: {token}
   Sample upstream:      http://{upstream} (orders service)
+  Sample app:           acme-web, API key: {key}
   Data:                 {data_dir}
 
 Try:
   curl -i http://{proxy}/v2/orders
-  curl -i http://{proxy}/v2/orders/1001
+  curl -i http://{proxy}/v2/orders/1001       # 401: this route needs an API key
+  curl -i -H 'x-api-key: {key}' http://{proxy}/v2/orders/1001
   curl -i http://{proxy}/v1/orders            # deprecated: Deprecation, Sunset and Link headers
   curl -i http://{proxy}/v3/orders            # no route: 404 problem+json
   curl -s -H 'Authorization: Bearer {token}' http://{admin}/api/apis

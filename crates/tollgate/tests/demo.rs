@@ -72,7 +72,15 @@ fn demo_prints_commands_that_work_as_printed() {
             .output()
             .unwrap();
         let body = String::from_utf8_lossy(&out.stdout);
-        if cmd.contains("/v3/") {
+        let expect_401 = banner_line_says(&text, cmd, "# 401");
+        if expect_401 {
+            assert_eq!(
+                out.status.code(),
+                Some(22),
+                "`{cmd}` should answer 401: {body}"
+            );
+            assert!(body.contains("unauthenticated"), "{body}");
+        } else if cmd.contains("/v3/") {
             assert_eq!(
                 out.status.code(),
                 Some(22),
@@ -102,6 +110,13 @@ fn demo_prints_commands_that_work_as_printed() {
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "demo exited with {status:?}");
+}
+
+/// Whether the banner line that holds `cmd` carries `marker` in its comment.
+fn banner_line_says(banner: &str, cmd: &str, marker: &str) -> bool {
+    banner
+        .lines()
+        .any(|l| l.split("  #").next().unwrap_or("").trim() == cmd.trim() && l.contains(marker))
 }
 
 /// Stops the demo if the test fails before it does.

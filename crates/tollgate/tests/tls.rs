@@ -243,6 +243,25 @@ async fn sni_selection_certificate_swap_http2_redirect_and_hsts() {
     }
     let export = node.admin_get("/api/config").await.unwrap().text();
     assert!(!export.contains("PRIVATE KEY"), "{export}");
+    // The certificate collection shows names and validity, never keys.
+    let listed = node.admin_get("/api/certificates").await.unwrap();
+    assert_eq!(listed.status, 200);
+    let body = listed.json();
+    let a = body["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "a")
+        .unwrap()
+        .clone();
+    assert_eq!(a["info"]["dns_names"][0], "a.test");
+    assert!(
+        a["info"]["not_after"]
+            .as_str()
+            .unwrap()
+            .starts_with("4096-01-01")
+    );
+    assert!(!listed.text().contains("PRIVATE KEY"));
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ impl Identity {
 }
 
 struct KeyEntry {
-    hash: String,
+    hash: [u8; 32],
     app: usize,
     expires_at: Option<i64>,
 }
@@ -140,10 +140,13 @@ impl Credentials {
                     (None, Some(id), Some(hash)) => (id.clone(), hash.clone()),
                     _ => return Err(format!("app `{}` has a key without a hash", app.name)),
                 };
+                let mut digest = [0u8; 32];
+                hex::decode_to_slice(&hash, &mut digest)
+                    .map_err(|_| format!("app `{}` has a key with a malformed hash", app.name))?;
                 out.keys.insert(
                     id,
                     KeyEntry {
-                        hash,
+                        hash: digest,
                         app: index,
                         expires_at: key.expires_at.as_deref().and_then(rfc3339),
                     },
@@ -177,9 +180,11 @@ impl Credentials {
 
     /// The app holding `key`, verified in constant time against the stored hash.
     fn app_for_key(&self, key: &str) -> Option<&Arc<AppInfo>> {
+        use subtle::ConstantTimeEq;
         let secrets = self.secrets.as_ref()?;
-        let entry = self.keys.get(&secrets.key_id(key))?;
-        if !secrets.key_matches(key, &entry.hash) {
+        let digest = secrets.key_digest(key);
+        let entry = self.keys.get(&secrets.key_id_with(key, &digest))?;
+        if !bool::from(digest.ct_eq(&entry.hash)) {
             return None;
         }
         if let Some(exp) = entry.expires_at

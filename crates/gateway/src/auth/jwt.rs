@@ -663,10 +663,7 @@ mod tests {
     }
 
     fn fixture(path: &str) -> Value {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/jwt/rfc7520-cookbook"
-        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rfc7520");
         let text = std::fs::read_to_string(format!("{dir}/{path}")).unwrap();
         serde_json::from_str(&text).unwrap()
     }

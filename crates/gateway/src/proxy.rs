@@ -294,7 +294,7 @@ async fn proxy(
 
     // On an authenticated route the cache keys answers by caller; a caller the gateway
     // cannot tell apart from others is not served from the cache at all.
-    let caller = if route.authenticators.is_empty() {
+    let caller = if route.authenticators.is_empty() || route.cache.is_none() {
         None
     } else {
         let sub = identity

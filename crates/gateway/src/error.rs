@@ -59,6 +59,27 @@ pub enum ProxyError {
     AuthServiceUnavailable,
     #[error("the request is not allowed by this API's CORS rules")]
     CorsRejected,
+    /// Over a rate limit (or its queue's longest wait).
+    #[error("rate limit exceeded; retry in {} s", .0.retry_after)]
+    RateLimited(Box<Limited>),
+    #[error("the {period} quota is used up; it renews in {secs} s", period = .1, secs = .0.retry_after)]
+    QuotaExceeded(Box<Limited>, &'static str),
+    /// No room to queue the request, or the upstream's concurrency or spike arrest limit.
+    #[error("{reason}; retry in {retry_after} s")]
+    Overloaded {
+        reason: &'static str,
+        retry_after: u64,
+    },
+    #[error("upstream {upstream} is failing; requests are paused for {retry_after} s")]
+    CircuitOpen { upstream: String, retry_after: u64 },
+}
+
+/// What a limit answer carries besides its status: `Retry-After` and the `RateLimit*`
+/// headers.
+#[derive(Debug, Default)]
+pub struct Limited {
+    pub retry_after: u64,
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 impl ProxyError {
@@ -81,6 +102,12 @@ impl ProxyError {
             | ProxyError::AnswerTooLarge { .. }
             | ProxyError::AggregatePart { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::RateLimited(_) | ProxyError::QuotaExceeded(..) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ProxyError::Overloaded { .. } | ProxyError::CircuitOpen { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -96,10 +123,13 @@ impl ProxyError {
             | ProxyError::BadBody
             | ProxyError::Unauthenticated { .. }
             | ProxyError::Forbidden(_)
-            | ProxyError::CorsRejected => Side::Downstream,
-            ProxyError::NoHealthyTarget { .. } | ProxyError::AuthServiceUnavailable => {
-                Side::Gateway
-            }
+            | ProxyError::CorsRejected
+            | ProxyError::RateLimited(_)
+            | ProxyError::QuotaExceeded(..) => Side::Downstream,
+            ProxyError::NoHealthyTarget { .. }
+            | ProxyError::AuthServiceUnavailable
+            | ProxyError::Overloaded { .. }
+            | ProxyError::CircuitOpen { .. } => Side::Gateway,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
@@ -135,6 +165,10 @@ impl ProxyError {
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::AuthServiceUnavailable => "auth-service-unavailable",
             ProxyError::CorsRejected => "cors-rejected",
+            ProxyError::RateLimited(_) => "rate-limited",
+            ProxyError::QuotaExceeded(..) => "quota-exceeded",
+            ProxyError::Overloaded { .. } => "overloaded",
+            ProxyError::CircuitOpen { .. } => "circuit-open",
         }
     }
 
@@ -156,6 +190,21 @@ impl ProxyError {
             && let Ok(v) = HeaderValue::from_str(challenge)
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        let retry_after = match self {
+            ProxyError::RateLimited(l) | ProxyError::QuotaExceeded(l, _) => {
+                for (name, value) in &l.headers {
+                    resp.headers_mut().insert(name.clone(), value.clone());
+                }
+                Some(l.retry_after)
+            }
+            ProxyError::Overloaded { retry_after, .. }
+            | ProxyError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

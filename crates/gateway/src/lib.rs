@@ -9,12 +9,14 @@
 pub mod aggregate;
 pub mod auth;
 pub mod body;
+pub mod breaker;
 pub mod cache;
 pub mod error;
 pub mod fetch;
 pub mod forward;
 pub mod guard;
 pub mod lifecycle;
+pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;
@@ -48,6 +50,8 @@ pub struct Gateway {
     pub cache: cache::ResponseCache,
     /// Fetched key sets and cached verifications; outlive snapshots.
     pub auth: auth::AuthShared,
+    /// Rate-limit, quota, breaker and upstream-limit state; outlives snapshots.
+    pub limits: limit::LimitsShared,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -76,6 +80,7 @@ impl Gateway {
             unmatched: RouteMetrics::new("", "", ""),
             cache: cache::ResponseCache::new(defaults.cache_size),
             auth: auth::AuthShared::default(),
+            limits: limit::LimitsShared::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
@@ -100,6 +105,15 @@ impl Gateway {
             .clone()
     }
 
+    fn context(&self) -> snapshot::Context<'_> {
+        snapshot::Context {
+            registry: &self.registry,
+            defaults: &self.defaults,
+            auth: &self.auth,
+            limits: &self.limits,
+        }
+    }
+
     /// The node secret, when configured.
     pub fn secrets(&self) -> Option<&tollgate_secrets::Secrets> {
         self.defaults.secrets.as_ref()
@@ -108,7 +122,7 @@ impl Gateway {
     /// Compiles `doc` without installing it: what `install` would refuse, refused here
     /// before a change is committed.
     pub fn check(&self, doc: &Document) -> Result<(), CompileError> {
-        Snapshot::compile_trial(doc, &self.registry, &self.defaults, &self.auth).map(|_| ())
+        Snapshot::compile_trial(doc, &self.context()).map(|_| ())
     }
 
     /// Compiles `doc` at `revision` and swaps it in. A revision at or below the current one
@@ -119,8 +133,8 @@ impl Gateway {
             return Ok(false);
         }
         let started = Instant::now();
-        let mut snapshot =
-            Snapshot::compile(doc, revision, &self.registry, &self.defaults, &self.auth)?;
+        let mut snapshot = Snapshot::compile(doc, revision, &self.context())?;
+        self.limits.retain(&snapshot.used);
         if let Some(table) = snapshot.certificates.take() {
             self.tls.install(table);
         }

@@ -21,9 +21,11 @@ use crate::Gateway;
 use crate::auth::cors::CompiledCors;
 use crate::auth::{self, Identity, authz};
 use crate::body::{BodyError, BoxError, GuardedBody, ProxyBody, empty, find_body_error, full};
+use crate::breaker::Open;
 use crate::cache::{self, Lookup};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Side};
 use crate::forward;
+use crate::limit;
 use crate::snapshot::{CompiledRoute, Snapshot};
 use crate::transform::CompiledTransform;
 use crate::upstream::{TargetState, UpstreamPool, balance_key};
@@ -63,6 +65,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     let mut outcome = Outcome {
         route: None,
         upstream_time: None,
+        limit_headers: Vec::new(),
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -89,6 +92,9 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::server_timing(gateway_us, upstream_us),
     );
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
+    for (name, value) in outcome.limit_headers.drain(..) {
+        headers.insert(name, value);
+    }
     if over_tls && let Some(hsts) = &snapshot.hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
@@ -152,6 +158,8 @@ fn redirect_to_https(
 struct Outcome {
     route: Option<usize>,
     upstream_time: Option<std::time::Duration>,
+    /// `RateLimit-Policy` and `RateLimit` for an admitted request.
+    limit_headers: Vec<(http::HeaderName, HeaderValue)>,
 }
 
 async fn proxy(
@@ -290,6 +298,12 @@ async fn proxy(
                 client_ip,
             },
         )?;
+    }
+
+    if let Some(limits) = &route.limits {
+        let admitted =
+            limit::admit(limits, &gw.limits, &identity, client_ip, req.headers()).await?;
+        outcome.limit_headers = admitted.headers;
     }
 
     // On an authenticated route the cache keys answers by caller; a caller the gateway
@@ -446,11 +460,32 @@ async fn proxy(
             })?
         }
         None => {
+            let pass = match &route.breaker {
+                Some(b) => Some(b.pass().map_err(|Open(retry_after)| {
+                    limit::rejection_counter(&route.api, "circuit_open").increment(1);
+                    ProxyError::CircuitOpen {
+                        upstream: route.upstream.name.to_string(),
+                        retry_after,
+                    }
+                })?),
+                None => None,
+            };
+            let _in_flight = match &route.guard {
+                Some(g) => Some(g.enter(&route.api)?),
+                None => None,
+            };
             let body = request_body(route, &mut parts.headers, body).await?;
-            let upstream =
-                forward_upstream(route, conn, parts, body, &path_and_query, upgrade, outcome)
-                    .await?;
-            respond(route, upstream, client_upgrade)
+            let result =
+                forward_upstream(route, conn, parts, body, &path_and_query, upgrade, outcome).await;
+            if let (Some(pass), Some(breaker)) = (pass, &route.breaker) {
+                match &result {
+                    Ok(resp) => pass.finish(!breaker.is_failure(resp.status().as_u16())),
+                    Err(e) if e.side() != Side::Downstream => pass.finish(false),
+                    // The client's fault says nothing about the upstream.
+                    Err(_) => drop(pass),
+                }
+            }
+            respond(route, result?, client_upgrade)
         }
     };
     let mut resp = resp;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
 use tollgate_model::policy::{Acl, Cidr, IpRestrict, Policy, Scopes};
+use tollgate_model::traffic::UpstreamLimits;
 use tollgate_model::{ActiveHealth, Api, Document, Route, Version, VersionStatus};
 use tollgate_router::{RouteTable, RouteTableBuilder};
 
@@ -15,8 +16,10 @@ use crate::auth::cors::CompiledCors;
 use crate::auth::jwt::CompiledJwt;
 use crate::auth::oauth2::CompiledIntrospection;
 use crate::auth::{AuthShared, Authenticator, Credentials};
+use crate::breaker::Breaker;
 use crate::cache::CompiledCache;
 use crate::lifecycle;
+use crate::limit::{LimitsShared, RouteLimits, UpstreamGuard, Used};
 use crate::metrics::RouteMetrics;
 use crate::tls::CertTable;
 use crate::transform::CompiledTransform;
@@ -68,6 +71,11 @@ pub struct CompiledRoute {
     pub scopes: Option<Scopes>,
     pub authorize: Option<CompiledCedar>,
     pub cors: Option<CompiledCors>,
+    /// Rate limits and quotas (the limit phase); `None` when the route has none.
+    pub limits: Option<Box<RouteLimits>>,
+    pub breaker: Option<Arc<Breaker>>,
+    /// The upstream's own limits (concurrency, spike arrest).
+    pub guard: Option<Arc<UpstreamGuard>>,
     pub metrics: RouteMetrics,
 }
 
@@ -88,6 +96,8 @@ pub struct Snapshot {
     /// Redirect plain-HTTP requests to HTTPS.
     pub redirect_http: bool,
     pub https_port: Option<u16>,
+    /// Limit state this snapshot uses (kept when it is installed, the rest let go).
+    pub used: Used,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -120,6 +130,7 @@ impl Snapshot {
             hsts: None,
             redirect_http: false,
             https_port: None,
+            used: Used::default(),
         }
     }
 
@@ -127,31 +138,24 @@ impl Snapshot {
     pub fn compile(
         doc: &Document,
         revision: i64,
-        registry: &Registry,
-        defaults: &Defaults,
-        auth: &AuthShared,
+        cx: &Context<'_>,
     ) -> Result<Snapshot, CompileError> {
-        Snapshot::build(doc, revision, registry, defaults, auth, true)
+        Snapshot::build(doc, revision, cx, true)
     }
 
     /// Compiles without touching the registry's record of live targets.
-    pub fn compile_trial(
-        doc: &Document,
-        registry: &Registry,
-        defaults: &Defaults,
-        auth: &AuthShared,
-    ) -> Result<Snapshot, CompileError> {
-        Snapshot::build(doc, 0, registry, defaults, auth, false)
+    pub fn compile_trial(doc: &Document, cx: &Context<'_>) -> Result<Snapshot, CompileError> {
+        Snapshot::build(doc, 0, cx, false)
     }
 
     fn build(
         doc: &Document,
         revision: i64,
-        registry: &Registry,
-        defaults: &Defaults,
-        auth: &AuthShared,
+        cx: &Context<'_>,
         live: bool,
     ) -> Result<Snapshot, CompileError> {
+        let (registry, defaults) = (cx.registry, cx.defaults);
+        let mut used = Used::default();
         let credentials =
             Credentials::compile(doc, defaults.secrets.as_ref()).map_err(CompileError)?;
         let mut upstreams = Vec::new();
@@ -199,8 +203,8 @@ impl Snapshot {
                         pool.clone(),
                         &upstreams,
                         &headers,
-                        defaults,
-                        auth,
+                        cx,
+                        &mut used,
                     )?);
                 }
             }
@@ -225,8 +229,17 @@ impl Snapshot {
                 .and_then(|h| HeaderValue::from_str(h).ok()),
             redirect_http: doc.settings.tls.redirect_http,
             https_port: doc.settings.tls.https_port,
+            used,
         })
     }
+}
+
+/// What compiling a snapshot needs besides the document: state that outlives snapshots.
+pub struct Context<'a> {
+    pub registry: &'a Registry,
+    pub defaults: &'a Defaults,
+    pub auth: &'a AuthShared,
+    pub limits: &'a LimitsShared,
 }
 
 /// The policies of one type that apply to a route: those of the narrowest scope that has
@@ -249,9 +262,10 @@ fn compile_route(
     upstream: Arc<UpstreamPool>,
     pools: &[Arc<UpstreamPool>],
     lifecycle_headers: &[(HeaderName, HeaderValue)],
-    defaults: &Defaults,
-    auth: &AuthShared,
+    cx: &Context<'_>,
+    used: &mut Used,
 ) -> Result<CompiledRoute, CompileError> {
+    let (defaults, auth) = (cx.defaults, cx.auth);
     let scopes = [
         &route.policies[..],
         &version.policies[..],
@@ -381,6 +395,77 @@ fn compile_route(
         scoped.to_string().hash(&mut h);
         h.finish()
     };
+    let locations = [
+        format!("route:{}@{}:{}", api.name, version.version, route.label()),
+        format!("version:{}@{}", api.name, version.version),
+        format!("api:{}", api.name),
+        "global".to_string(),
+    ];
+    // Rate limits and quotas: every one of the narrowest scope that has any applies.
+    let all_of = |pick: &dyn Fn(&Policy) -> bool| {
+        scopes
+            .iter()
+            .enumerate()
+            .find(|(_, policies)| policies.iter().any(pick))
+            .map(|(i, policies)| (i, policies.iter().filter(|p| pick(p)).collect::<Vec<_>>()))
+    };
+    let (rate_at, rate_limits) = all_of(&|p| matches!(p, Policy::RateLimit(_)))
+        .map(|(i, ps)| {
+            let rs: Vec<_> = ps
+                .into_iter()
+                .filter_map(|p| match p {
+                    Policy::RateLimit(r) => Some(r),
+                    _ => None,
+                })
+                .collect();
+            (locations[i].clone(), rs)
+        })
+        .unwrap_or_default();
+    let (quota_at, quotas) = all_of(&|p| matches!(p, Policy::Quota(_)))
+        .map(|(i, ps)| {
+            let qs: Vec<_> = ps
+                .into_iter()
+                .filter_map(|p| match p {
+                    Policy::Quota(q) => Some(q),
+                    _ => None,
+                })
+                .collect();
+            (locations[i].clone(), qs)
+        })
+        .unwrap_or_default();
+    let limits = RouteLimits::compile(
+        &api.name,
+        &format!("{rate_at}|{quota_at}"),
+        &rate_limits,
+        &quotas,
+        cx.limits,
+        used,
+    )
+    .map(Box::new);
+    let breaker = scopes
+        .iter()
+        .enumerate()
+        .find_map(|(i, policies)| {
+            policies.iter().find_map(|p| match p {
+                Policy::CircuitBreaker(c) => Some((i, c)),
+                _ => None,
+            })
+        })
+        .map(|(i, c)| {
+            // One breaker per policy and upstream: routes sharing both share its state.
+            let key = format!("{}|{}|{c:?}", locations[i], upstream.name);
+            used.breakers.insert(key.clone());
+            cx.limits.breaker(key, || Breaker::new(c))
+        });
+    let guard = doc
+        .upstreams
+        .iter()
+        .find(|u| *u.name == *upstream.name)
+        .filter(|u| u.limits != UpstreamLimits::default())
+        .map(|u| {
+            used.guards.insert(format!("{}|{:?}", u.name, u.limits));
+            cx.limits.guard(&u.name, &u.limits)
+        });
     let retired = (version.status == VersionStatus::Retired).then(|| {
         lifecycle::successor_path(api, version)
             .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
@@ -405,6 +490,9 @@ fn compile_route(
         scopes: scopes_rule,
         authorize,
         cors,
+        limits,
+        breaker,
+        guard,
         metrics: RouteMetrics::new(&api.name, &version.version, route.label()),
     })
 }

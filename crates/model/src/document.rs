@@ -184,6 +184,9 @@ pub struct Upstream {
     /// TLS settings for `https://` targets.
     #[serde(default, skip_serializing_if = "is_default")]
     pub tls: UpstreamTls,
+    /// What this upstream accepts from one node: concurrency and spike arrest.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: crate::traffic::UpstreamLimits,
 }
 
 fn default_retries() -> u32 {

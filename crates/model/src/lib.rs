@@ -11,6 +11,7 @@ pub mod entity;
 pub mod identity;
 pub mod policy;
 pub mod source;
+pub mod traffic;
 pub mod units;
 pub mod validate;
 

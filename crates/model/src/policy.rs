@@ -14,6 +14,9 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::traffic::{
+    CircuitBreaker, LimitBy, LimitMode, LimitScope, Quota, QuotaPeriod, RateLimit,
+};
 use crate::units::ByteSize;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +36,9 @@ pub enum Policy {
     ResponseTransform(Transform),
     Cache(Cache),
     Aggregate(Aggregate),
+    RateLimit(RateLimit),
+    Quota(Quota),
+    CircuitBreaker(CircuitBreaker),
 }
 
 /// Policy types this build enforces.
@@ -52,10 +58,13 @@ pub const AVAILABLE: &[&str] = &[
     "response_transform",
     "cache",
     "aggregate",
+    "rate_limit",
+    "quota",
+    "circuit_breaker",
 ];
 
 /// Policy types of the public contract that later builds enforce.
-const PLANNED: &[&str] = &["rate_limit", "quota", "circuit_breaker", "validate"];
+const PLANNED: &[&str] = &["validate"];
 
 impl Policy {
     /// The policy type, as written in configuration.
@@ -76,6 +85,9 @@ impl Policy {
             Policy::ResponseTransform(_) => "response_transform",
             Policy::Cache(_) => "cache",
             Policy::Aggregate(_) => "aggregate",
+            Policy::RateLimit(_) => "rate_limit",
+            Policy::Quota(_) => "quota",
+            Policy::CircuitBreaker(_) => "circuit_breaker",
         }
     }
 
@@ -571,6 +583,9 @@ impl Serialize for Policy {
             }
             Policy::Cache(p) => map.serialize_entry(self.kind(), p)?,
             Policy::Aggregate(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::RateLimit(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Quota(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::CircuitBreaker(p) => map.serialize_entry(self.kind(), p)?,
         }
         map.end()
     }
@@ -613,6 +628,9 @@ impl<'de> Visitor<'de> for PolicyVisitor {
             "response_transform" => Policy::ResponseTransform(map.next_value()?),
             "cache" => Policy::Cache(map.next_value()?),
             "aggregate" => Policy::Aggregate(map.next_value()?),
+            "rate_limit" => Policy::RateLimit(map.next_value()?),
+            "quota" => Policy::Quota(map.next_value()?),
+            "circuit_breaker" => Policy::CircuitBreaker(map.next_value()?),
             other if PLANNED.contains(&other) => {
                 return Err(de::Error::custom(format!(
                     "policy `{other}` is not enforced by this build of Tollgate; \
@@ -669,7 +687,7 @@ mod tests {
 
     #[test]
     fn unenforced_policies_are_refused_by_name() {
-        let err = serde_json::from_str::<Policy>(r#"{"quota":{}}"#).unwrap_err();
+        let err = serde_json::from_str::<Policy>(r#"{"validate":{}}"#).unwrap_err();
         assert!(
             err.to_string().contains("not enforced by this build"),
             "{err}"

@@ -11,6 +11,7 @@ use crate::document::{Balance, Document, Route, Upstream, is_token};
 use crate::policy::Policy;
 
 mod security;
+mod traffic;
 
 pub use security::check_service_url;
 use security::{check_forward_claims, check_identities, check_jwt, check_tls, line_col};
@@ -197,6 +198,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
 }
 
 fn check_upstream(up: &Upstream, path: &str, errs: &mut Errors) {
+    traffic::check_upstream_limits(&up.limits, &format!("{path}.limits"), errs);
     if up.targets.is_empty() {
         errs.push(
             format!("{path}.targets"),
@@ -352,7 +354,7 @@ fn check_route(route: &Route, path: &str, errs: &mut Errors) {
 }
 
 /// Policy types that may appear more than once in one scope (their rules add up).
-const REPEATABLE: &[&str] = &["ip_restrict"];
+const REPEATABLE: &[&str] = &["ip_restrict", "rate_limit", "quota"];
 
 /// One scope's policies: each checked, and no type twice unless it adds up.
 fn check_policies(policies: &[Policy], path: &str, scope: &Scope<'_>, errs: &mut Errors) {
@@ -431,6 +433,11 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
             }
         }
         Policy::Aggregate(a) => check_aggregate(a, &format!("{path}.aggregate"), scope, errs),
+        Policy::RateLimit(r) => traffic::check_rate_limit(r, &format!("{path}.rate_limit"), errs),
+        Policy::Quota(q) => traffic::check_quota(q, &format!("{path}.quota"), errs),
+        Policy::CircuitBreaker(c) => {
+            traffic::check_circuit_breaker(c, &format!("{path}.circuit_breaker"), errs)
+        }
         Policy::KeyAuth(k) => {
             if !is_token(&k.header) {
                 errs.push(

@@ -9,6 +9,7 @@
 
 mod error;
 mod migrate;
+mod quota;
 mod store;
 mod tokens;
 

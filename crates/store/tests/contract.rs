@@ -101,7 +101,30 @@ contract!(
     empty_plan_writes_nothing,
     concurrent_commits_get_distinct_revisions,
     tokens_are_kept_hashed_and_revocable,
+    quota_counters_add_up_and_stay_in_their_period,
 );
+
+async fn quota_counters_add_up_and_stay_in_their_period(store: Store) {
+    let d = |c: &str, p: &str, n: u64| (c.to_string(), p.to_string(), n);
+    let totals = store
+        .add_quota_usage(&[d("q|app:a", "2026-11", 5), d("q|app:b", "2026-11", 1)])
+        .await
+        .unwrap();
+    assert_eq!(totals, vec![5, 1]);
+    let totals = store
+        .add_quota_usage(&[d("q|app:a", "2026-11", 3), d("q|app:a", "2026-12", 2)])
+        .await
+        .unwrap();
+    assert_eq!(totals, vec![8, 2]);
+    let mut rows = store.quota_usage(&["2026-11".to_string()]).await.unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![d("q|app:a", "2026-11", 8), d("q|app:b", "2026-11", 1)]
+    );
+    // Counters are not configuration: the revision does not move.
+    assert_eq!(store.revision().await.unwrap(), 0);
+}
 
 async fn starts_empty_at_revision_zero(store: Store) {
     assert_eq!(store.revision().await.unwrap(), 0);

@@ -6,10 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tollgate_admin::{AdminState, Role, generate_token, hash_token, sync_from_store};
 use tollgate_gateway::{Defaults, Gateway, ListenerSettings};
+use tollgate_limits::RedisLimits;
+use tollgate_limits::quota::{Deltas, QuotaStore};
 use tollgate_model::Document;
 use tollgate_store::{Store, TokenRecord};
 
@@ -83,11 +86,6 @@ pub struct Extras {
 
 pub fn run(args: ServeArgs, extras: Option<Extras>) -> Result<(), Failure> {
     init_logging(&args.log_format)?;
-    if args.redis.is_some() {
-        return Err(Failure::Invalid(
-            "--redis: cluster-wide limits are not part of this build; start without --redis".into(),
-        ));
-    }
     // Reject a bad configuration file before anything starts.
     let file_config = match &args.config {
         Some(path) => Some(configfile::load(path, None)?),
@@ -277,6 +275,23 @@ async fn serve(
         cache_size: args.cache_size.0,
         secrets: Some(node_secret(&args)?),
     });
+    let node = args.node_name.clone().unwrap_or_else(host_name);
+    if let Some(url) = &args.redis {
+        // Unique per process: two nodes on one host must count as two.
+        let node_id = format!("{node}-{:08x}", fastrand::u32(..));
+        let redis = RedisLimits::new(url, &node_id, Duration::from_millis(100))
+            .map_err(Failure::Invalid)?;
+        redis.spawn_presence();
+        let _ = gateway.limits.redis.set(redis);
+        tracing::info!(node = %node_id, "cluster limits in Redis");
+    }
+    gateway
+        .limits
+        .quotas
+        .attach(Arc::new(QuotaCounters(store.clone())))
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot load quota counters: {e}")))?;
+    let quota_flusher = gateway.limits.quotas.spawn_flusher(QUOTA_FLUSH);
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     sync_from_store(&store, &gateway)
         .await
@@ -330,7 +345,6 @@ async fn serve(
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let node = args.node_name.clone().unwrap_or_else(host_name);
     tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), %node, "tollgate is serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -393,16 +407,20 @@ async fn serve(
                     settings.clone(),
                     stop_all
                 ),
-                tollgate_gateway::serve_tls(tls, gateway, settings, stopped),
+                tollgate_gateway::serve_tls(tls, gateway.clone(), settings, stopped),
             );
         }
-        None => tollgate_gateway::serve(proxy_listener, gateway, settings, stop_all).await,
+        None => tollgate_gateway::serve(proxy_listener, gateway.clone(), settings, stop_all).await,
     }
     for worker in extra {
         let _ = worker.join();
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     background.abort();
+    quota_flusher.abort();
+    if let Err(e) = gateway.limits.quotas.flush().await {
+        tracing::warn!(error = %e, "quota counters of the last second were not saved");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -504,6 +522,32 @@ fn spawn_background(
             }
         }
     })
+}
+
+/// How often quota counters are written to the store: what a crash can lose at most.
+const QUOTA_FLUSH: Duration = Duration::from_secs(1);
+
+/// Quota counters kept in the store.
+struct QuotaCounters(Arc<Store>);
+
+impl QuotaStore for QuotaCounters {
+    fn add(&self, deltas: Deltas) -> BoxFuture<'_, Result<Vec<u64>, String>> {
+        Box::pin(async move {
+            self.0
+                .add_quota_usage(&deltas)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn load(&self, periods: Vec<String>) -> BoxFuture<'_, Result<Deltas, String>> {
+        Box::pin(async move {
+            self.0
+                .quota_usage(&periods)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// The machine's host name, the default node name.

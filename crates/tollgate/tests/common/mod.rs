@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-pub use tollgate_testkit::{Client, MockUpstream, Node, NodeOptions, Reply, wait_until};
+pub use tollgate_testkit::{
+    Client, MockUpstream, Node, NodeOptions, Reply, admin_put_yaml, wait_until,
+};
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tollgate"))

@@ -1,0 +1,317 @@
+//! One configured rate limit: its rate, where its counters live, and what happens to
+//! requests over it. The gateway asks [`Limiter::check`] once per request and key.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::gcra::{Rate, Step};
+use crate::local::{DEFAULT_MAX_KEYS, LocalLimiter, LocalStep};
+use crate::redis::{Granted, RedisLimits};
+
+/// Where a limiter keeps its counters (mirrors the configuration's `scope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Local,
+    Cluster,
+    ClusterLease { size: u64, ttl: Duration },
+}
+
+/// A limiter's fixed settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// Names the limiter's counters in Redis; the same on every node for the same policy.
+    pub id: String,
+    pub rate: Rate,
+    pub scope: Scope,
+    /// `Some` for `mode: queue`: the longest wait and how many may wait at once.
+    pub queue: Option<(Duration, u32)>,
+}
+
+/// What the limit says about one request.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Go ahead now.
+    Allowed(Report),
+    /// Go ahead after `wait`; hold the slot until then (it counts toward the queue).
+    Wait(Duration, QueueSlot),
+    /// Over the limit: 429, retry after the duration.
+    Limited(Report, Duration),
+    /// No room to wait or to track the caller: 503.
+    Overloaded,
+}
+
+/// The state of a limit after a request, for the `RateLimit` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub remaining: u64,
+    /// Until the budget is whole again.
+    pub reset: Duration,
+}
+
+/// A place in a limiter's queue; released when dropped.
+#[derive(Debug)]
+pub struct QueueSlot(Arc<AtomicU32>);
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a check ended up being decided, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Local,
+    Redis,
+    Lease,
+    Fallback,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    left: u64,
+    expires: u64,
+    remaining: u64,
+    reset_at: u64,
+}
+
+pub struct Limiter {
+    spec: Spec,
+    clock: Clock,
+    /// `local` scope: the counters; cluster scopes: the fallback while Redis is away.
+    local: LocalLimiter,
+    leases: Mutex<HashMap<u64, Lease>>,
+    queued: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").field("spec", &self.spec).finish()
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Limiter {
+    pub fn new(spec: Spec) -> Limiter {
+        Limiter {
+            spec,
+            clock: Clock::new(),
+            local: LocalLimiter::new(DEFAULT_MAX_KEYS),
+            leases: Mutex::new(HashMap::new()),
+            queued: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// Requests waiting in this limiter's queue now.
+    pub fn queued(&self) -> u32 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Decides one request for `key`. `redis` is the cluster's store, when the node has one;
+    /// without it (or while it is unreachable) cluster scopes use this node's share.
+    pub async fn check(&self, key: &str, redis: Option<&RedisLimits>) -> (Verdict, Path) {
+        match (self.spec.scope, redis) {
+            (Scope::Local, _) => (self.check_local(key, &self.spec.rate), Path::Local),
+            (Scope::Cluster, Some(r)) => match self.check_redis(key, r).await {
+                Some(v) => (v, Path::Redis),
+                None => (self.fallback(key, r.nodes()), Path::Fallback),
+            },
+            (Scope::ClusterLease { size, ttl }, Some(r)) => {
+                match self.check_lease(key, r, size, ttl).await {
+                    Some(v) => v,
+                    None => (self.fallback(key, r.nodes()), Path::Fallback),
+                }
+            }
+            (_, None) => (self.fallback(key, 1), Path::Fallback),
+        }
+    }
+
+    /// Gives back a request this limiter let through and another limit refused.
+    pub async fn refund(&self, key: &str, redis: Option<&RedisLimits>, path: Path) {
+        match path {
+            Path::Local | Path::Fallback => {
+                let rate = match path {
+                    Path::Fallback => self.spec.rate.share(redis.map_or(1, |r| r.nodes())),
+                    _ => self.spec.rate,
+                };
+                self.local.refund(self.local.hash(key), &rate);
+            }
+            Path::Redis => {
+                if let Some(r) = redis {
+                    r.refund(&self.spec.id, key, &self.spec.rate, 1).await;
+                }
+            }
+            Path::Lease => {
+                let hash = self.local.hash(key);
+                let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(l) = leases.get_mut(&hash) {
+                    l.left += 1;
+                }
+            }
+        }
+    }
+
+    fn fallback(&self, key: &str, nodes: u32) -> Verdict {
+        metrics::counter!("tollgate_limit_fallback_total").increment(1);
+        self.check_local(key, &self.spec.rate.share(nodes))
+    }
+
+    fn check_local(&self, key: &str, rate: &Rate) -> Verdict {
+        let hash = self.local.hash(key);
+        let max_wait = self.spec.queue.map_or(0, |(w, _)| nanos(w));
+        match self.local.check(hash, self.clock.now_ns(), rate, max_wait) {
+            LocalStep::Full => Verdict::Overloaded,
+            LocalStep::Step(Step::Allowed {
+                remaining,
+                reset_ns,
+            }) => Verdict::Allowed(Report {
+                remaining,
+                reset: Duration::from_nanos(reset_ns),
+            }),
+            LocalStep::Step(Step::Limited { retry_ns, reset_ns }) => Verdict::Limited(
+                Report {
+                    remaining: 0,
+                    reset: Duration::from_nanos(reset_ns),
+                },
+                Duration::from_nanos(retry_ns),
+            ),
+            LocalStep::Step(Step::Wait { wait_ns }) => match self.enqueue() {
+                Some(slot) => Verdict::Wait(Duration::from_nanos(wait_ns), slot),
+                None => {
+                    self.local.refund(hash, rate);
+                    Verdict::Overloaded
+                }
+            },
+        }
+    }
+
+    fn enqueue(&self) -> Option<QueueSlot> {
+        let (_, max) = self.spec.queue?;
+        let before = self.queued.fetch_add(1, Ordering::Relaxed);
+        let slot = QueueSlot(self.queued.clone());
+        (before < max).then_some(slot)
+    }
+
+    async fn check_redis(&self, key: &str, redis: &RedisLimits) -> Option<Verdict> {
+        let max_wait = self.spec.queue.map_or(Duration::ZERO, |(w, _)| w);
+        let granted = redis
+            .take(&self.spec.id, key, &self.spec.rate, 1, max_wait)
+            .await
+            .ok()?;
+        Some(match granted {
+            Granted::Some {
+                remaining, reset, ..
+            } => Verdict::Allowed(Report { remaining, reset }),
+            Granted::Limited(retry) => Verdict::Limited(
+                Report {
+                    remaining: 0,
+                    reset: retry,
+                },
+                retry,
+            ),
+            Granted::Wait(wait) => match self.enqueue() {
+                Some(slot) => Verdict::Wait(wait, slot),
+                None => {
+                    redis.refund(&self.spec.id, key, &self.spec.rate, 1).await;
+                    Verdict::Overloaded
+                }
+            },
+        })
+    }
+
+    async fn check_lease(
+        &self,
+        key: &str,
+        redis: &RedisLimits,
+        size: u64,
+        ttl: Duration,
+    ) -> Option<(Verdict, Path)> {
+        let hash = self.local.hash(key);
+        let now = self.clock.now_ns();
+        if let Some(v) = self.take_leased(hash, now) {
+            return Some((v, Path::Lease));
+        }
+        let granted = redis
+            .take(&self.spec.id, key, &self.spec.rate, size, Duration::ZERO)
+            .await
+            .ok()?;
+        Some(match granted {
+            Granted::Some {
+                n,
+                remaining,
+                reset,
+            } => {
+                let now = self.clock.now_ns();
+                let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+                if leases.len() >= DEFAULT_MAX_KEYS {
+                    leases.retain(|_, l| l.expires > now && l.left > 0);
+                }
+                let lease = leases.entry(hash).or_insert(Lease {
+                    left: 0,
+                    expires: 0,
+                    remaining: 0,
+                    reset_at: 0,
+                });
+                // Tokens of an earlier lease that are still valid stay usable.
+                if lease.expires <= now {
+                    lease.left = 0;
+                }
+                lease.left += n - 1;
+                lease.expires = now.saturating_add(nanos(ttl));
+                lease.remaining = remaining;
+                lease.reset_at = now.saturating_add(nanos(reset));
+                (
+                    Verdict::Allowed(Report {
+                        remaining: remaining + lease.left,
+                        reset,
+                    }),
+                    Path::Redis,
+                )
+            }
+            Granted::Limited(retry) => (
+                Verdict::Limited(
+                    Report {
+                        remaining: 0,
+                        reset: retry,
+                    },
+                    retry,
+                ),
+                Path::Redis,
+            ),
+            // Leases never queue (validation refuses queue with cluster_lease).
+            Granted::Wait(wait) => (
+                Verdict::Limited(
+                    Report {
+                        remaining: 0,
+                        reset: wait,
+                    },
+                    wait,
+                ),
+                Path::Redis,
+            ),
+        })
+    }
+
+    fn take_leased(&self, hash: u64, now: u64) -> Option<Verdict> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let lease = leases.get_mut(&hash)?;
+        if lease.left == 0 || lease.expires <= now {
+            return None;
+        }
+        lease.left -= 1;
+        Some(Verdict::Allowed(Report {
+            remaining: lease.remaining + lease.left,
+            reset: Duration::from_nanos(lease.reset_at.saturating_sub(now)),
+        }))
+    }
+}

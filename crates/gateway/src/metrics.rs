@@ -67,6 +67,18 @@ pub fn describe() {
         "tollgate_limit_rejections_total",
         "Requests rejected by a limit, by API and reason."
     );
+    metrics::describe_counter!(
+        "tollgate_limit_fallback_total",
+        "Cluster limit checks decided on this node's share because Redis was unreachable."
+    );
+    metrics::describe_counter!(
+        "tollgate_limit_redis_errors_total",
+        "Redis calls for cluster limits that failed or timed out."
+    );
+    metrics::describe_gauge!(
+        "tollgate_limit_redis_up",
+        "1 while Redis answers cluster limit calls, 0 while this node falls back."
+    );
     metrics::describe_gauge!(
         "tollgate_config_revision",
         "Configuration revision the gateway serves."

@@ -132,7 +132,8 @@ impl Limiter {
                     None => (self.fallback(key, r.nodes()), Path::Fallback),
                 }
             }
-            (_, None) => (self.fallback(key, 1), Path::Fallback),
+            // A node without Redis: the whole limit applies on this node.
+            (_, None) => (self.check_local(key, &self.spec.rate), Path::Local),
         }
     }
 
@@ -313,5 +314,94 @@ impl Limiter {
             remaining: lease.remaining + lease.left,
             reset: Duration::from_nanos(lease.reset_at.saturating_sub(now)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(limit: u64, window: Duration, burst: u64, queue: Option<(Duration, u32)>) -> Limiter {
+        Limiter::new(Spec {
+            id: "t".into(),
+            rate: Rate::new(limit, window, burst),
+            scope: Scope::Local,
+            queue,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refills_continuously_on_tokio_time() {
+        let l = local(2, Duration::from_secs(1), 2, None);
+        assert!(matches!(l.check("k", None).await.0, Verdict::Allowed(_)));
+        assert!(matches!(l.check("k", None).await.0, Verdict::Allowed(_)));
+        let Verdict::Limited(_, retry) = l.check("k", None).await.0 else {
+            panic!("third is over")
+        };
+        assert_eq!(retry, Duration::from_millis(500));
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(matches!(l.check("k", None).await.0, Verdict::Limited(..)));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(matches!(l.check("k", None).await.0, Verdict::Allowed(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queue_hands_out_slots_in_order_and_stays_bounded() {
+        let l = local(
+            10,
+            Duration::from_secs(1),
+            1,
+            Some((Duration::from_millis(350), 2)),
+        );
+        assert!(matches!(l.check("k", None).await.0, Verdict::Allowed(_)));
+        let Verdict::Wait(w1, s1) = l.check("k", None).await.0 else {
+            panic!()
+        };
+        let Verdict::Wait(w2, s2) = l.check("k", None).await.0 else {
+            panic!()
+        };
+        assert_eq!(
+            (w1, w2),
+            (Duration::from_millis(100), Duration::from_millis(200))
+        );
+        assert_eq!(l.queued(), 2);
+        // Two wait already: the third finds the queue full.
+        assert!(matches!(l.check("k", None).await.0, Verdict::Overloaded));
+        drop(s1);
+        // Its reservation was given back, so the next slot is 300 ms away: within max_wait.
+        let Verdict::Wait(w3, _s3) = l.check("k", None).await.0 else {
+            panic!()
+        };
+        assert_eq!(w3, Duration::from_millis(300));
+        drop(s2);
+        // 400 ms away is over max_wait: refused at once.
+        assert!(matches!(l.check("k", None).await.0, Verdict::Limited(..)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refund_restores_one_request() {
+        let l = local(1, Duration::from_secs(60), 1, None);
+        let (v, path) = l.check("k", None).await;
+        assert!(matches!(v, Verdict::Allowed(_)));
+        l.refund("k", None, path).await;
+        assert!(matches!(l.check("k", None).await.0, Verdict::Allowed(_)));
+        assert!(matches!(l.check("k", None).await.0, Verdict::Limited(..)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cluster_scope_without_redis_uses_the_whole_limit_locally() {
+        let l = Limiter::new(Spec {
+            id: "c".into(),
+            rate: Rate::new(3, Duration::from_secs(60), 3),
+            scope: Scope::Cluster,
+            queue: None,
+        });
+        let mut ok = 0;
+        for _ in 0..5 {
+            let (v, path) = l.check("k", None).await;
+            assert_eq!(path, Path::Local);
+            ok += usize::from(matches!(v, Verdict::Allowed(_)));
+        }
+        assert_eq!(ok, 3);
     }
 }

@@ -133,6 +133,8 @@ impl RedisLimits {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("--redis `{url}`: {e}"))?;
+        // Up until a call says otherwise (the first presence tick runs at once).
+        metrics::gauge!("tollgate_limit_redis_up").set(1.0);
         Ok(Arc::new(RedisLimits {
             conn,
             gcra: Script::new(GCRA),

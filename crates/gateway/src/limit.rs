@@ -155,11 +155,12 @@ fn quota_and_window(limit: u64, window: Duration) -> (u64, u64) {
 }
 
 impl RouteLimits {
-    /// Compiles the rate limits and quotas of the narrowest scope that has any.
-    /// `location` names that scope (it identifies the counters).
+    /// Compiles the rate limits and quotas of the narrowest scope that has any of each.
+    /// The locations name those scopes: they identify the counters, so every route that
+    /// takes its limits from one place shares them.
     pub fn compile(
         api: &str,
-        location: &str,
+        (location, quota_location): (&str, &str),
         rate_limits: &[&RateLimit],
         quotas: &[&Quota],
         shared: &LimitsShared,
@@ -233,7 +234,7 @@ impl RouteLimits {
                 );
                 CompiledQuota {
                     // The limit is not part of the id: raising a quota keeps what was used.
-                    id: format!("{location}|{}|{word}", q.by),
+                    id: format!("{quota_location}|{}|{word}", q.by),
                     by: q.by.clone(),
                     period,
                     limit: q.limit,

@@ -435,7 +435,7 @@ fn compile_route(
         .unwrap_or_default();
     let limits = RouteLimits::compile(
         &api.name,
-        &format!("{rate_at}|{quota_at}"),
+        (&rate_at, &quota_at),
         &rate_limits,
         &quotas,
         cx.limits,

@@ -224,11 +224,14 @@ pub fn parse_document(text: &str) -> Result<(Document, SourceMap), ConfigError> 
                 None => split(map.locate(&path)),
             };
             let message = strip_yaml_position(&inner.to_string());
-            // yaml_serde starts some messages with the path; it is shown separately.
-            let message = message
-                .strip_prefix(&format!("{path}: "))
-                .map(str::to_string)
-                .unwrap_or(message);
+            // yaml_serde starts some messages with the path (or its parent's, for errors
+            // raised while reading a value); the path is shown separately.
+            let message = match message.split_once(": ") {
+                Some((head, rest)) if !head.is_empty() && path.starts_with(head) => {
+                    rest.to_string()
+                }
+                _ => message,
+            };
             Located {
                 path,
                 line,

@@ -50,6 +50,8 @@ apis:
             methods: [GET]
             policies:
               - key_auth: {}
+              - rate_limit: { limit: 5, window: 10s, by: app }
+              - quota: { limit: 1000, period: day, by: app }
 developers:
   - email: dev@acme.test
     organization: acme
@@ -145,6 +147,7 @@ Try:
   curl -i http://{proxy}/v2/orders
   curl -i http://{proxy}/v2/orders/1001       # 401: this route needs an API key
   curl -i -H 'x-api-key: {key}' http://{proxy}/v2/orders/1001
+                                              # RateLimit headers; the 6th call in 10 s gets 429
   curl -i http://{proxy}/v1/orders            # deprecated: Deprecation, Sunset and Link headers
   curl -i http://{proxy}/v3/orders            # no route: 404 problem+json
   curl -s -H 'Authorization: Bearer {token}' http://{admin}/api/apis

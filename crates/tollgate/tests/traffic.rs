@@ -357,3 +357,24 @@ async fn bad_limits_are_refused_with_their_path() {
         assert!(text.contains(needle), "{needle} in {text}");
     }
 }
+
+#[tokio::test]
+async fn an_api_limit_is_one_budget_for_all_its_routes() {
+    let m = MockUpstream::start("svc").await;
+    // Route /a takes its quota from itself and its rate limit from the API, like /b.
+    let yaml = format!(
+        "format_version: 1\nupstreams:\n{}apis:\n  - name: x\n    policies: [{{ rate_limit: {{ limit: 2, window: 1m, by: ip }} }}]\n    versions:\n      - version: v1\n        upstream: svc\n        routes:\n          - {{ path: /a, policies: [{{ quota: {{ limit: 100, period: day, by: ip }} }}] }}\n          - {{ path: /b }}\n",
+        upstream("svc", &[m.url()], "")
+    );
+    let node = start(&yaml).await;
+    let client = Client::new();
+    let status = |p: &'static str| {
+        let client = client.clone();
+        let url = node.proxy_url(p);
+        async move { client.get(&url).await.unwrap().status }
+    };
+    assert_eq!(status("/a").await, 200);
+    assert_eq!(status("/b").await, 200);
+    assert_eq!(status("/a").await, 429);
+    assert_eq!(status("/b").await, 429);
+}

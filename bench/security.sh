@@ -15,6 +15,8 @@
 #        - ONE Tollgate node (`serve`, plain and TLS listeners) with one API and the routes
 #            /open   no policy
 #            /key    key_auth: {}           (wrk sends `x-api-key: <app key>`)
+#            /keyrl  key_auth + two rate limits by app (1e9/s and 1e9/min: never hit, so
+#                    every request pays the full limit check) and a monthly quota by app
 #            /jwt    jwt: HS256 secret      (wrk sends `Authorization: Bearer <token>`)
 #            /basic  basic_auth: {}         (wrk sends `Authorization: Basic ...`; a verified
 #                                            password is remembered for a minute, so almost
@@ -29,6 +31,7 @@
 #        nginx           wrk -> nginx proxy -> upstream
 #        tg-open         wrk -> Tollgate /open  (no policy)
 #        tg-key          wrk -> Tollgate /key   (key_auth)
+#        tg-keyrl        wrk -> Tollgate /keyrl (key_auth + rate limits + quota)
 #        tg-jwt          wrk -> Tollgate /jwt   (jwt HS256)
 #        tg-basic        wrk -> Tollgate /basic (basic_auth)
 #      Part B - TLS termination (route /open, `Host: bench.test`; the HTTPS URLs are
@@ -56,9 +59,8 @@
 #      bench/out/security-<timestamp>.tsv. Progress and diagnostics go to stderr.
 #
 # Requirement checked: key-auth costs at most 10 % of Tollgate's own no-policy throughput
-# (tg-key / tg-open >= 0.90, same node, same run). Rate limits are not part of this build yet
-# (the configuration refuses `rate_limit`), so "key-auth plus a rate limit" is measured as
-# key-auth alone until rate limits land.
+# (tg-key / tg-open >= 0.90, same node, same run), and key-auth plus rate limits likewise
+# (tg-keyrl / tg-open >= 0.90).
 #
 # One mode only: nothing pinned, wrk WORKERS threads, both proxies WORKERS workers, upstream
 # nginx UPSTREAM_WORKERS worker(s) (the unpinned mode of proxy.sh).
@@ -87,7 +89,7 @@ DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 REPS=${REPS:-1}
-ALL_TARGETS="direct nginx tg-open tg-key tg-jwt tg-basic nginx-tls tollgate-tls nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
+ALL_TARGETS="direct nginx tg-open tg-key tg-keyrl tg-jwt tg-basic nginx-tls tollgate-tls nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
 TARGETS=${TARGETS:-$ALL_TARGETS}
 WORKERS=${WORKERS:-2}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
@@ -315,6 +317,7 @@ apis:
         routes:
           - { path: /open }
           - { path: /key, policies: [{ key_auth: {} }] }
+          - { path: /keyrl, policies: [{ key_auth: {} }, { rate_limit: { limit: 1000000000, window: 1s, by: app } }, { rate_limit: { limit: 1000000000, window: 1m, by: app } }, { quota: { limit: 1000000000000, period: month, by: app } }] }
           - { path: /jwt, policies: [{ jwt: { keys: [{ secret: "$JWT_SECRET", alg: HS256 }] } }] }
           - { path: /basic, policies: [{ basic_auth: {} }] }
 developers:
@@ -406,6 +409,7 @@ target_info() {
     nginx)       T_PART=A; T_SERVER=nginx;    T_PORT=$NGINX_PORT ;;
     tg-open)     T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT ;;
     tg-key)      T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/key;   T_HDRS=(-H "x-api-key: $API_KEY") ;;
+    tg-keyrl)    T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/keyrl; T_HDRS=(-H "x-api-key: $API_KEY") ;;
     tg-jwt)      T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/jwt;   T_HDRS=(-H "Authorization: Bearer $JWT") ;;
     tg-basic)    T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/basic; T_HDRS=(-H "Authorization: Basic $BASIC_AUTH") ;;
     nginx-tls)          T_SERVER=nginx;    T_SCHEME=https; T_PORT=$NGINX_TLS_PORT ;;
@@ -439,7 +443,7 @@ check_target() {
     log "  note: $t answers 'Connection: close' requests without 'Connection: close' (wrk may count read errors)"
   fi
   case $t in
-    tg-key|tg-jwt|tg-basic)   # the policy must be enforced: no credential, no entry
+    tg-key|tg-keyrl|tg-jwt|tg-basic)   # the policy must be enforced: no credential, no entry
       got=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$T_URL" 2>&1) || true
       [[ $got == 401 ]] || { echo "GET $T_URL without a credential gave '$got', want 401 (policy not enforced?)"; return 1; } ;;
   esac
@@ -618,7 +622,7 @@ for rep in $(seq "$REPS"); do
   # Part B: keep-alive first, then the per-connection runs (they leave TIME_WAIT sockets behind)
   if (( rep % 2 )); then ka="nginx-tls tollgate-tls"; cl="nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
   else ka="tollgate-tls nginx-tls"; cl="tollgate-close nginx-close nginx-tls-full-close tollgate-tls-close nginx-tls-close"; fi
-  order="direct $(rotate $(( (rep - 1) % 5 )) nginx tg-open tg-key tg-jwt tg-basic) $ka $cl"
+  order="direct $(rotate $(( (rep - 1) % 6 )) nginx tg-open tg-key tg-keyrl tg-jwt tg-basic) $ka $cl"
   for target in $order; do
     [[ " $TARGETS " == *" $target "* ]] && run_load "$rep" "$target"
   done
@@ -647,7 +651,6 @@ echo "- duration ${DURATION}s (+${WARMUP}s warm-up) per run, $CONNS connections,
 echo "- nothing pinned: wrk $WORKERS threads, nginx proxy and Tollgate $WORKERS workers each, upstream nginx $UPSTREAM_WORKERS worker(s); one Tollgate node serves every route, plain and TLS"
 echo "- upstream answer: \"ok\\n\" (3 bytes, nginx \`return 200\`); certificate: ECDSA P-256, self-signed, for $SNI"
 echo "- TLS handshakes (openssl s_client, $TLS_PROBE_N reconnects in a row offering the previous session, as wrk does): nginx $TLS_NGINX; nginx without resumption $TLS_NGINXFULL; Tollgate $TLS_TOLLGATE"
-echo "- rate limits are not part of this build yet: \"key-auth plus a rate limit\" is measured as key-auth alone until they land"
 echo "- raw rows: ${TSV#"$ROOT"/}"
 echo
 awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
@@ -668,7 +671,7 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
   }
   END {
     DESC["direct"] = "upstream `/open`"; DESC["nginx"] = "nginx proxy `/open`"
-    DESC["tg-open"] = "`/open`, no policy"; DESC["tg-key"] = "`/key`, key_auth (`x-api-key`)"
+    DESC["tg-open"] = "`/open`, no policy"; DESC["tg-key"] = "`/key`, key_auth (`x-api-key`)"; DESC["tg-keyrl"] = "`/keyrl`, key_auth + 2 rate limits + quota"
     DESC["tg-jwt"] = "`/jwt`, jwt HS256 (`Bearer`)"; DESC["tg-basic"] = "`/basic`, basic_auth (`Basic`)"
     DESC["nginx-tls"] = "HTTPS, keep-alive"; DESC["tollgate-tls"] = "HTTPS, keep-alive"
     DESC["nginx-close"] = "HTTP, new connection per request"; DESC["tollgate-close"] = "HTTP, new connection per request"
@@ -692,14 +695,14 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
     }
 
     # ---- Part A
-    split("direct nginx tg-open tg-key tg-jwt tg-basic", A, " ")
-    na = 0; for (i = 1; i <= 6; i++) if (A[i] in want) na++
+    split("direct nginx tg-open tg-key tg-keyrl tg-jwt tg-basic", A, " ")
+    na = 0; for (i = 1; i <= 7; i++) if (A[i] in want) na++
     if (na > 0) {
       print "### Part A: authentication (plain HTTP, keep-alive)"
       print ""
       print "| target | route | req/s | p50 ms | p99 ms | errors / non-2xx | CPU µs/req | CPU % | busiest thread % | req/s vs `/open` | CPU µs/req vs `/open` |"
       print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-      for (i = 1; i <= 6; i++) {
+      for (i = 1; i <= 7; i++) {
         k = A[i]; if (!(k in want)) continue
         if (n[k] == 0) { failrow(k, 8); continue }
         vr = ""; vc = ""
@@ -714,19 +717,18 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
       if (n["tg-open"] > 0) {
         print "Ratios to Tollgate `/open` (same node, same run):"
         print ""
-        split("tg-key tg-jwt tg-basic", AU, " ")
-        for (i = 1; i <= 3; i++) {
+        split("tg-key tg-keyrl tg-jwt tg-basic", AU, " ")
+        for (i = 1; i <= 4; i++) {
           k = AU[i]; if (n[k] == 0) continue
           r = rps[k] / rps["tg-open"]; nm = substr(k, 4)
           line = sprintf("- %s/open = %.2f (throughput), p99 %.2fx, CPU %+.1f µs/req (%.1f vs %.1f)",
             nm, r, (p99["tg-open"] > 0 ? p99[k] / p99["tg-open"] : 0), cu[k] - cu["tg-open"], cu[k], cu["tg-open"])
-          if (k == "tg-key") line = line sprintf(" — requirement key/open >= 0.90: **%s**", (r >= 0.90 ? "met" : "MISSED"))
+          if (k == "tg-key" || k == "tg-keyrl") line = line sprintf(" — requirement %s/open >= 0.90: **%s**", nm, (r >= 0.90 ? "met" : "MISSED"))
           if (unev[k] > 0 || unev["tg-open"] > 0)
             line = line " (⚠ uneven spread over the workers in " (unev["tg-open"] > 0 ? "tg-open" (unev[k] > 0 ? " and " : "") : "") (unev[k] > 0 ? k : "") ": see Warnings)"
           print line
         }
         if (n["nginx"] > 0) printf "- Tollgate `/open` / nginx proxy = %.2f (throughput), CPU %.1f vs %.1f µs/req\n", rps["tg-open"] / rps["nginx"], cu["tg-open"], cu["nginx"]
-        print "- rate limits are not in this build: key-auth plus a rate limit = key-auth alone for now"
         print ""
       }
     }

@@ -76,6 +76,37 @@ struct Lease {
     expires: u64,
     remaining: u64,
     reset_at: u64,
+    /// Redis said the budget is spent until then: refuse here without asking again.
+    limited_until: u64,
+    /// A request is fetching a lease for this key: others ask Redis for one request only,
+    /// so a burst does not stack several leases on one node.
+    fetching: bool,
+}
+
+impl Lease {
+    const EMPTY: Lease = Lease {
+        left: 0,
+        expires: 0,
+        remaining: 0,
+        reset_at: 0,
+        limited_until: 0,
+        fetching: false,
+    };
+}
+
+/// Clears a key's `fetching` mark when the fetch ends, however it ends.
+struct Fetching<'a> {
+    leases: &'a Mutex<HashMap<u64, Lease>>,
+    hash: u64,
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = leases.get_mut(&self.hash) {
+            l.fetching = false;
+        }
+    }
 }
 
 pub struct Limiter {
@@ -239,11 +270,17 @@ impl Limiter {
     ) -> Option<(Verdict, Path)> {
         let hash = self.local.hash(key);
         let now = self.clock.now_ns();
-        if let Some(v) = self.take_leased(hash, now) {
-            return Some((v, Path::Lease));
-        }
+        let fetcher = match self.take_leased(hash, now) {
+            Ok(v) => return Some((v, Path::Lease)),
+            Err(fetcher) => fetcher,
+        };
+        let _fetching = fetcher.then_some(Fetching {
+            leases: &self.leases,
+            hash,
+        });
+        let wanted = if fetcher { size } else { 1 };
         let granted = redis
-            .take(&self.spec.id, key, &self.spec.rate, size, Duration::ZERO)
+            .take(&self.spec.id, key, &self.spec.rate, wanted, Duration::ZERO)
             .await
             .ok()?;
         Some(match granted {
@@ -254,21 +291,15 @@ impl Limiter {
             } => {
                 let now = self.clock.now_ns();
                 let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-                if leases.len() >= DEFAULT_MAX_KEYS {
-                    leases.retain(|_, l| l.expires > now && l.left > 0);
+                let lease = leases.entry(hash).or_insert(Lease::EMPTY);
+                if n > 1 {
+                    // Tokens of an earlier lease that are still valid stay usable.
+                    if lease.expires <= now {
+                        lease.left = 0;
+                    }
+                    lease.left += n - 1;
+                    lease.expires = now.saturating_add(nanos(ttl));
                 }
-                let lease = leases.entry(hash).or_insert(Lease {
-                    left: 0,
-                    expires: 0,
-                    remaining: 0,
-                    reset_at: 0,
-                });
-                // Tokens of an earlier lease that are still valid stay usable.
-                if lease.expires <= now {
-                    lease.left = 0;
-                }
-                lease.left += n - 1;
-                lease.expires = now.saturating_add(nanos(ttl));
                 lease.remaining = remaining;
                 lease.reset_at = now.saturating_add(nanos(reset));
                 (
@@ -279,16 +310,24 @@ impl Limiter {
                     Path::Redis,
                 )
             }
-            Granted::Limited(retry) => (
-                Verdict::Limited(
-                    Report {
-                        remaining: 0,
-                        reset: retry,
-                    },
-                    retry,
-                ),
-                Path::Redis,
-            ),
+            Granted::Limited(retry) => {
+                let now = self.clock.now_ns();
+                let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+                if leases.len() < DEFAULT_MAX_KEYS {
+                    let lease = leases.entry(hash).or_insert(Lease::EMPTY);
+                    lease.limited_until = now.saturating_add(nanos(retry));
+                }
+                (
+                    Verdict::Limited(
+                        Report {
+                            remaining: 0,
+                            reset: retry,
+                        },
+                        retry,
+                    ),
+                    Path::Redis,
+                )
+            }
             // Leases never queue (validation refuses queue with cluster_lease).
             Granted::Wait(wait) => (
                 Verdict::Limited(
@@ -303,17 +342,41 @@ impl Limiter {
         })
     }
 
-    fn take_leased(&self, hash: u64, now: u64) -> Option<Verdict> {
+    /// Serves one request from the key's lease (or its remembered refusal); otherwise says
+    /// whether this request should fetch the next lease (`Err(true)`) or, with a fetch
+    /// already under way, ask Redis for itself alone (`Err(false)`).
+    fn take_leased(&self, hash: u64, now: u64) -> Result<Verdict, bool> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        let lease = leases.get_mut(&hash)?;
-        if lease.left == 0 || lease.expires <= now {
-            return None;
+        if !leases.contains_key(&hash) && leases.len() >= DEFAULT_MAX_KEYS {
+            leases.retain(|_, l| {
+                l.fetching || l.limited_until > now || (l.expires > now && l.left > 0)
+            });
+            if leases.len() >= DEFAULT_MAX_KEYS {
+                return Err(false);
+            }
         }
-        lease.left -= 1;
-        Some(Verdict::Allowed(Report {
-            remaining: lease.remaining + lease.left,
-            reset: Duration::from_nanos(lease.reset_at.saturating_sub(now)),
-        }))
+        let lease = leases.entry(hash).or_insert(Lease::EMPTY);
+        if now < lease.limited_until {
+            // Nothing is left in Redis before then; asking would only cost a round trip.
+            let retry = Duration::from_nanos(lease.limited_until - now);
+            return Ok(Verdict::Limited(
+                Report {
+                    remaining: 0,
+                    reset: retry,
+                },
+                retry,
+            ));
+        }
+        if lease.left > 0 && lease.expires > now {
+            lease.left -= 1;
+            return Ok(Verdict::Allowed(Report {
+                remaining: lease.remaining + lease.left,
+                reset: Duration::from_nanos(lease.reset_at.saturating_sub(now)),
+            }));
+        }
+        let fetcher = !lease.fetching;
+        lease.fetching = true;
+        Err(fetcher)
     }
 }
 

@@ -238,3 +238,38 @@ async fn a_killed_connection_falls_back_then_recovers() {
         "and Redis is used again: {paths:?}"
     );
 }
+
+#[tokio::test]
+async fn a_spent_lease_budget_is_remembered_and_bursts_take_one_lease() {
+    let Some(r) = redis("spent").await else {
+        return;
+    };
+    let id = unique("spent");
+    let scope = Scope::ClusterLease {
+        size: 2,
+        ttl: Duration::from_secs(10),
+    };
+    let l = Limiter::new(spec(&id, 2, Duration::from_secs(60), 2, scope));
+    assert_eq!(l.check("k", Some(&r)).await.1, Path::Redis);
+    assert_eq!(l.check("k", Some(&r)).await.1, Path::Lease);
+    let (v, path) = l.check("k", Some(&r)).await;
+    assert!(matches!(v, Verdict::Limited(..)) && path == Path::Redis);
+    // Refused again without a round trip until the next request fits.
+    let (v, path) = l.check("k", Some(&r)).await;
+    assert!(matches!(v, Verdict::Limited(..)) && path == Path::Lease);
+
+    // A burst on a fresh key: one request fetches the lease, the others ask for one each.
+    let id = unique("burst");
+    let scope = Scope::ClusterLease {
+        size: 5,
+        ttl: Duration::from_secs(10),
+    };
+    let l = Limiter::new(spec(&id, 100, Duration::from_secs(60), 100, scope));
+    let results = futures_util::future::join_all((0..10).map(|_| l.check("k", Some(&r)))).await;
+    assert!(results.iter().all(|(v, _)| allowed(v)));
+    // Redis granted 5 + 9 at most; never ten leases of five.
+    match l.check("k", Some(&r)).await.0 {
+        Verdict::Allowed(rep) => assert!(rep.remaining >= 100 - 5 - 9 - 1, "{rep:?}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -315,7 +315,11 @@ impl Limiter {
                 let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
                 if leases.len() < DEFAULT_MAX_KEYS {
                     let lease = leases.entry(hash).or_insert(Lease::EMPTY);
-                    lease.limited_until = now.saturating_add(nanos(retry));
+                    // Ask again when a whole lease has built up, not for each request that
+                    // trickles in: over the limit, that keeps Redis calls per lease, not
+                    // per request. What builds up meanwhile stays in Redis for any node.
+                    let refill = self.spec.rate.emission_ns().saturating_mul(wanted - 1);
+                    lease.limited_until = now.saturating_add(nanos(retry)).saturating_add(refill);
                 }
                 (
                     Verdict::Limited(

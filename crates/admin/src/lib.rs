@@ -12,6 +12,7 @@ mod config;
 mod control;
 mod identities;
 mod openapi;
+mod pricing;
 mod problem;
 mod seal;
 
@@ -68,6 +69,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(identities::routes())
         .merge(auth::routes())
         .merge(cache::routes())
+        .merge(pricing::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, cache, collections, config, identities};
+use crate::{auth, cache, collections, config, identities, pricing};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,8 +22,9 @@ use crate::{auth, cache, collections, config, identities};
         identities::list_certificates, identities::get_certificate, identities::create_certificate, identities::put_certificate, identities::delete_certificate,
         auth::list_tokens, auth::create_token, auth::revoke_token,
         cache::purge, cache::purge_all, cache::stats,
+        pricing::quote,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

@@ -273,3 +273,53 @@ async fn a_spent_lease_budget_is_remembered_and_bursts_take_one_lease() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The documented bound of `cluster_lease`: over a run of `T` under overload, accepted is at
+/// most `burst + rate × (T + lease_ttl)` (a leased request may be served up to `lease_ttl`
+/// after Redis counted it) and at least `burst + rate × T − nodes × lease_size` minus what
+/// the nodes had no chance to ask for in time.
+#[tokio::test]
+async fn lease_overshoot_stays_within_the_documented_bound() {
+    let (Some(a), Some(b)) = (redis("oa").await, redis("ob").await) else {
+        return;
+    };
+    let id = unique("bound");
+    let ttl = Duration::from_millis(100);
+    let scope = Scope::ClusterLease { size: 10, ttl };
+    let s = spec(&id, 200, Duration::from_secs(1), 200, scope);
+    let (la, lb) = (Arc::new(Limiter::new(s.clone())), Arc::new(Limiter::new(s)));
+    let run = Duration::from_millis(1500);
+    let started = tokio::time::Instant::now();
+    // Two callers per node, each asking in a tight loop: far more than the limit.
+    let mut tasks = Vec::new();
+    for (l, r) in [(&la, &a), (&la, &a), (&lb, &b), (&lb, &b)] {
+        let (l, r) = (l.clone(), r.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0u64;
+            while started.elapsed() < run {
+                if allowed(&l.check("k", Some(&r)).await.0) {
+                    ok += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            ok
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ideal = 200.0 + 200.0 * elapsed;
+    let upper = ideal + 200.0 * ttl.as_secs_f64();
+    let lower = ideal - 2.0 * 10.0 - 200.0 * 0.05;
+    let accepted = accepted as f64;
+    assert!(
+        accepted <= upper,
+        "accepted {accepted} > bound {upper:.0} (ideal {ideal:.0})"
+    );
+    assert!(
+        accepted >= lower,
+        "accepted {accepted} < {lower:.0} (ideal {ideal:.0})"
+    );
+}

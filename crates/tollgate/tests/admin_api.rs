@@ -284,7 +284,9 @@ async fn rest_collections_change_what_the_gateway_serves() {
         c.get(&node.proxy_url("/v2/orders")).await.unwrap().status,
         403
     );
-    let r = post("/api/policies", json!({"quota": {}})).await.unwrap();
+    let r = post("/api/policies", json!({"validate": {}}))
+        .await
+        .unwrap();
     assert_eq!(r.status, 400);
     assert!(r.text().contains("not enforced by this build"));
     assert_eq!(

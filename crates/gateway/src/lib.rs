@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod breaker;
 pub mod cache;
+pub mod entitle;
 pub mod error;
 pub mod fetch;
 pub mod forward;

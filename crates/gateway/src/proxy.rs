@@ -92,8 +92,9 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::server_timing(gateway_us, upstream_us),
     );
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
+    // A plan's limits and the route's own each add their items (a structured field list).
     for (name, value) in outcome.limit_headers.drain(..) {
-        headers.insert(name, value);
+        headers.append(name, value);
     }
     if over_tls && let Some(hsts) = &snapshot.hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
@@ -300,10 +301,16 @@ async fn proxy(
         )?;
     }
 
+    if let Some(entitlement) = &route.entitlement
+        && let Some(plan) = entitlement.check(&identity)?
+    {
+        let admitted = limit::admit(plan, &gw.limits, &identity, client_ip, req.headers()).await?;
+        outcome.limit_headers = admitted.headers;
+    }
     if let Some(limits) = &route.limits {
         let admitted =
             limit::admit(limits, &gw.limits, &identity, client_ip, req.headers()).await?;
-        outcome.limit_headers = admitted.headers;
+        outcome.limit_headers.extend(admitted.headers);
     }
 
     // On an authenticated route the cache keys answers by caller; a caller the gateway

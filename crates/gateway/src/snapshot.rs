@@ -18,6 +18,7 @@ use crate::auth::oauth2::CompiledIntrospection;
 use crate::auth::{AuthShared, Authenticator, Credentials};
 use crate::breaker::Breaker;
 use crate::cache::CompiledCache;
+use crate::entitle::Entitlement;
 use crate::lifecycle;
 use crate::limit::{LimitsShared, RouteLimits, UpstreamGuard, Used};
 use crate::metrics::RouteMetrics;
@@ -71,6 +72,9 @@ pub struct CompiledRoute {
     pub scopes: Option<Scopes>,
     pub authorize: Option<CompiledCedar>,
     pub cors: Option<CompiledCors>,
+    /// Subscriptions that may call the route's version; `None` when no product with plans
+    /// includes it.
+    pub entitlement: Option<Arc<Entitlement>>,
     /// Rate limits and quotas (the limit phase); `None` when the route has none.
     pub limits: Option<Box<RouteLimits>>,
     pub breaker: Option<Arc<Breaker>>,
@@ -190,12 +194,15 @@ impl Snapshot {
                         CompileError(format!("unknown upstream `{}`", version.upstream))
                     })?;
                 let headers = lifecycle::deprecation_headers(api, version, now);
+                let entitlement =
+                    Entitlement::compile(doc, &api.name, &version.version, cx.limits, &mut used)
+                        .map(Arc::new);
                 for route in &version.routes {
                     let index = routes.len();
                     builder
                         .add(route.spec(index))
                         .map_err(|e| CompileError(e.to_string()))?;
-                    routes.push(compile_route(
+                    let mut compiled = compile_route(
                         doc,
                         api,
                         version,
@@ -205,7 +212,9 @@ impl Snapshot {
                         &headers,
                         cx,
                         &mut used,
-                    )?);
+                    )?;
+                    compiled.entitlement = entitlement.clone();
+                    routes.push(compiled);
                 }
             }
         }
@@ -490,6 +499,7 @@ fn compile_route(
         scopes: scopes_rule,
         authorize,
         cors,
+        entitlement: None,
         limits,
         breaker,
         guard,

@@ -29,6 +29,10 @@ pub struct Document {
     pub apps: Vec<App>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<Certificate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<crate::product::Product>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<crate::product::Subscription>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub settings: Settings,
 }
@@ -136,6 +140,16 @@ impl Document {
         for c in &stored.certificates {
             if !self.certificates.iter().any(|m| m.name == c.name) {
                 out.certificates.push(c.clone());
+            }
+        }
+        for p in &stored.products {
+            if !self.products.iter().any(|m| m.name == p.name) {
+                out.products.push(p.clone());
+            }
+        }
+        for s in &stored.subscriptions {
+            if !self.subscriptions.iter().any(|m| m.key() == s.key()) {
+                out.subscriptions.push(s.clone());
             }
         }
         if self.settings == Settings::default() {

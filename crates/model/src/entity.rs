@@ -23,6 +23,8 @@ pub enum EntityKind {
     Developer,
     App,
     Certificate,
+    Product,
+    Subscription,
 }
 
 impl EntityKind {
@@ -36,6 +38,8 @@ impl EntityKind {
             EntityKind::Developer => "developer",
             EntityKind::App => "app",
             EntityKind::Certificate => "certificate",
+            EntityKind::Product => "product",
+            EntityKind::Subscription => "subscription",
         }
     }
 
@@ -49,6 +53,8 @@ impl EntityKind {
             "developer" => EntityKind::Developer,
             "app" => EntityKind::App,
             "certificate" => EntityKind::Certificate,
+            "product" => EntityKind::Product,
+            "subscription" => EntityKind::Subscription,
             _ => return None,
         })
     }
@@ -219,6 +225,15 @@ impl EntitySet {
                 to_value(c),
             );
         }
+        for p in &doc.products {
+            set.insert(EntityKey::new(EntityKind::Product, &p.name), to_value(p));
+        }
+        for s in &doc.subscriptions {
+            set.insert(
+                EntityKey::new(EntityKind::Subscription, s.key()),
+                to_value(s),
+            );
+        }
         EntitySet(set)
     }
 
@@ -257,6 +272,12 @@ impl EntitySet {
                 EntityKind::Certificate => doc
                     .certificates
                     .push(crate::document::Certificate::deserialize(body).map_err(bad)?),
+                EntityKind::Product => doc
+                    .products
+                    .push(crate::product::Product::deserialize(body).map_err(bad)?),
+                EntityKind::Subscription => doc
+                    .subscriptions
+                    .push(crate::product::Subscription::deserialize(body).map_err(bad)?),
             }
         }
         for api in &mut doc.apis {

@@ -10,6 +10,7 @@ pub mod document;
 pub mod entity;
 pub mod identity;
 pub mod policy;
+pub mod product;
 pub mod source;
 pub mod traffic;
 pub mod units;
@@ -23,6 +24,7 @@ pub use document::{
 pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 pub use identity::{App, AppKey, BasicCredential, Developer};
 pub use policy::Policy;
+pub use product::{Approval, Product, Subscription, SubscriptionStatus};
 pub use source::{ConfigError, Located, SourceMap, parse_document};
 pub use units::{ByteSize, Duration};
 pub use validate::{FieldError, validate};

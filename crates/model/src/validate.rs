@@ -10,6 +10,7 @@ use tollgate_router::RouteTableBuilder;
 use crate::document::{Balance, Document, Route, Upstream, is_token};
 use crate::policy::Policy;
 
+mod product;
 mod security;
 mod traffic;
 
@@ -193,6 +194,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     }
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
+    product::check_products(doc, &mut errs);
     check_tls(doc, &mut errs);
     errs.0
 }

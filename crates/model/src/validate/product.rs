@@ -1,0 +1,124 @@
+//! Checks of products, plans and subscriptions.
+
+use std::collections::HashSet;
+
+use super::{Errors, is_slug, traffic};
+use crate::document::Document;
+use crate::traffic::LimitBy;
+
+pub(super) fn check_products(doc: &Document, errs: &mut Errors) {
+    let versions: HashSet<String> = doc
+        .apis
+        .iter()
+        .flat_map(|a| {
+            a.versions
+                .iter()
+                .map(move |v| format!("{}@{}", a.name, v.version))
+        })
+        .collect();
+    let mut names = HashSet::new();
+    for (i, p) in doc.products.iter().enumerate() {
+        let path = format!("products[{i}]");
+        if !is_slug(&p.name) {
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits, `-` and `_`",
+                    p.name
+                ),
+            );
+        } else if !names.insert(p.name.as_str()) {
+            errs.push(
+                format!("{path}.name"),
+                format!("product `{}` is defined twice", p.name),
+            );
+        }
+        if p.apis.is_empty() {
+            errs.push(
+                format!("{path}.apis"),
+                "a product needs at least one API version (api@version)",
+            );
+        }
+        for (j, v) in p.apis.iter().enumerate() {
+            if !v.contains('@') {
+                errs.push(
+                    format!("{path}.apis[{j}]"),
+                    format!("`{v}` names no version: write api@version, e.g. orders@v1"),
+                );
+            } else if !versions.contains(v) {
+                errs.push(
+                    format!("{path}.apis[{j}]"),
+                    format!("API version `{v}` does not exist"),
+                );
+            }
+        }
+        let mut plans = HashSet::new();
+        for (j, plan) in p.plans.iter().enumerate() {
+            let ppath = format!("{path}.plans[{j}]");
+            if !is_slug(&plan.name) {
+                errs.push(
+                    format!("{ppath}.name"),
+                    format!("`{}` is not a valid plan name", plan.name),
+                );
+            } else if !plans.insert(plan.name.as_str()) {
+                errs.push(
+                    format!("{ppath}.name"),
+                    format!("plan `{}` is defined twice in this product", plan.name),
+                );
+            }
+            if let Some(r) = &plan.rate_limit {
+                let rpath = format!("{ppath}.rate_limit");
+                traffic::check_rate_limit(r, &rpath, errs);
+                if r.by != LimitBy::App {
+                    errs.push(
+                        format!("{rpath}.by"),
+                        "a plan's limits count per subscribed app; remove `by`",
+                    );
+                }
+            }
+            if let Some(q) = &plan.quota {
+                let qpath = format!("{ppath}.quota");
+                traffic::check_quota(q, &qpath, errs);
+                if q.by != LimitBy::App {
+                    errs.push(
+                        format!("{qpath}.by"),
+                        "a plan's quota counts per subscribed app; remove `by`",
+                    );
+                }
+            }
+            for e in tollgate_pricing::validate(&plan.price) {
+                errs.push(format!("{ppath}.price.{}", e.path), e.message);
+            }
+        }
+    }
+    let mut keys = HashSet::new();
+    for (i, s) in doc.subscriptions.iter().enumerate() {
+        let path = format!("subscriptions[{i}]");
+        if !doc.apps.iter().any(|a| a.name == s.app) {
+            errs.push(
+                format!("{path}.app"),
+                format!("app `{}` does not exist", s.app),
+            );
+        }
+        match doc.products.iter().find(|p| p.name == s.product) {
+            None => errs.push(
+                format!("{path}.product"),
+                format!("product `{}` does not exist", s.product),
+            ),
+            Some(p) if !p.plans.iter().any(|pl| pl.name == s.plan) => errs.push(
+                format!("{path}.plan"),
+                format!("product `{}` has no plan `{}`", s.product, s.plan),
+            ),
+            Some(_) => {}
+        }
+        if !keys.insert(s.key()) {
+            errs.push(
+                path,
+                format!(
+                    "app `{}` is subscribed to product `{}` twice; one subscription per app and product",
+                    s.app, s.product
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Products, plans and subscriptions at the gateway: only subscribed apps get in, and the
+//! plan's limits apply to each of them. Plus the pricing quote of the admin API.
+
+mod common;
+use common::*;
+
+fn config(m: &MockUpstream) -> String {
+    format!(
+        r#"format_version: 1
+upstreams:
+{}apis:
+  - name: orders
+    policies: [{{ key_auth: {{}} }}]
+    versions:
+      - version: v1
+        upstream: svc
+        routes: [{{ path: /v1 }}]
+      - version: v2
+        upstream: svc
+        routes: [{{ path: /v2 }}]
+products:
+  - name: orders
+    apis: [orders@v2]
+    plans:
+      - name: free
+        rate_limit: {{ limit: 2, window: 1m }}
+        price: {{ model: free }}
+      - name: pro
+        approval: manual
+        quota: {{ limit: 1000, period: month }}
+        price:
+          base_fee: 49.00
+          metered: {{ model: graduated, tiers: [{{ up_to: 1000, unit_price: 0.10 }}, {{ up_to: 10000, unit_price: 0.05 }}, {{ unit_price: 0.01 }}] }}
+developers:
+  - email: dev@example.test
+apps:
+  - {{ name: one, owner: dev@example.test, keys: [{{ secret: key-one-0123456789 }}] }}
+  - {{ name: two, owner: dev@example.test, keys: [{{ secret: key-two-0123456789 }}] }}
+  - {{ name: three, owner: dev@example.test, keys: [{{ secret: key-three-012345678 }}] }}
+subscriptions:
+  - {{ app: one, product: orders, plan: free }}
+  - {{ app: two, product: orders, plan: pro, status: pending }}
+"#,
+        upstream("svc", &[m.url()], "")
+    )
+}
+
+#[tokio::test]
+async fn only_subscribed_apps_call_a_product_and_plans_limit_each_app() {
+    let m = MockUpstream::start("svc").await;
+    let node = start(&config(&m)).await;
+    let client = Client::new();
+    let call = |path: &'static str, key: &'static str| {
+        let client = client.clone();
+        let url = node.proxy_url(path);
+        async move { client.get_with(&url, &[("x-api-key", key)]).await.unwrap() }
+    };
+    // The free plan: two calls a minute for app one, counted across the product.
+    let r = call("/v2", "key-one-0123456789").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("ratelimit-policy"), Some("\"app-1m\";q=2;w=60"));
+    assert_eq!(call("/v2", "key-one-0123456789").await.status, 200);
+    let r = call("/v2", "key-one-0123456789").await;
+    assert_eq!(r.status, 429);
+    assert!(r.json()["type"].as_str().unwrap().ends_with("rate-limited"));
+
+    // A pending subscription and no subscription: 403, saying why.
+    let r = call("/v2", "key-two-0123456789").await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("is pending"),
+        "{}",
+        r.text()
+    );
+    let r = call("/v2", "key-three-012345678").await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no subscription to product `orders`"),
+        "{}",
+        r.text()
+    );
+    // A version in no product needs only its policies.
+    assert_eq!(call("/v1", "key-three-012345678").await.status, 200);
+    assert_eq!(call("/v1", "key-one-0123456789").await.status, 200);
+
+    // Approving the subscription lets app two in, under the pro plan's quota.
+    let approved = config(&m).replace(
+        "{ app: two, product: orders, plan: pro, status: pending }",
+        "{ app: two, product: orders, plan: pro }",
+    );
+    let r = admin_put_yaml(&node, &approved).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = call("/v2", "key-two-0123456789").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("ratelimit")
+            .unwrap()
+            .starts_with("\"quota-month\";r=999;"),
+        "{:?}",
+        r.header("ratelimit")
+    );
+}
+
+#[tokio::test]
+async fn bad_products_and_subscriptions_are_refused_by_path() {
+    let m = MockUpstream::start("svc").await;
+    let node = start(&config(&m)).await;
+    let bad = config(&m)
+        .replace("apis: [orders@v2]", "apis: [orders@v9]")
+        .replace("plan: free }", "plan: gold }")
+        .replace(
+            "rate_limit: { limit: 2, window: 1m }",
+            "rate_limit: { limit: 2, window: 1m, by: ip }",
+        )
+        .replace("base_fee: 49.00", "base_fee: -1");
+    let r = admin_put_yaml(&node, &bad).await.unwrap();
+    assert_eq!(r.status, 422, "{}", r.text());
+    let text = r.text();
+    for needle in [
+        "products[0].apis[0]",
+        "products[0].plans[0].rate_limit.by",
+        "products[0].plans[1].price.base_fee",
+        "subscriptions[0].plan",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_pricing_quote_shows_the_worked_example() {
+    let node = start("format_version: 1\n").await;
+    let body = r#"{"price":{"currency":"USD","metered":{"model":"graduated","tiers":[{"up_to":1000,"unit_price":"0.10"},{"up_to":10000,"unit_price":0.05},{"unit_price":"0.01"}]}},"quantity":15000}"#;
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/pricing/quote",
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let q = r.json();
+    assert_eq!(q["total"], "600.00");
+    assert_eq!(q["lines"][1]["quantity"], 9000);
+    assert_eq!(q["lines"][1]["unit_price"], "0.05");
+    assert_eq!(q["lines"][1]["amount"], "450.00");
+    let volume = body.replace("graduated", "volume");
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/pricing/quote",
+            &[("content-type", "application/json")],
+            volume,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.json()["total"], "150.00");
+    let bad = r#"{"price":{"metered":{"model":"graduated","tiers":[{"up_to":10}]}},"quantity":1}"#;
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/pricing/quote",
+            &[("content-type", "application/json")],
+            bad.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422);
+    assert!(
+        r.text().contains("price.metered.tiers[0].up_to"),
+        "{}",
+        r.text()
+    );
+    // Without a token: 401.
+    let r = Client::new()
+        .post(&node.admin_url("/api/pricing/quote"), body.to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+}

@@ -182,3 +182,50 @@ async fn the_pricing_quote_shows_the_worked_example() {
         .unwrap();
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn a_viewer_may_quote_prices() {
+    let node = start("format_version: 1\n").await;
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/tokens",
+            &[("content-type", "application/json")],
+            r#"{"name":"ro","role":"viewer"}"#.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {token}");
+    let quote =
+        r#"{"price":{"metered":{"model":"per_unit","unit_price":"0.001"}},"quantity":1500}"#;
+    let r = Client::new()
+        .request(
+            "POST",
+            &node.admin_url("/api/pricing/quote"),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            quote.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["total"], "1.50");
+    // The same viewer may not change anything.
+    let r = Client::new()
+        .request(
+            "POST",
+            &node.admin_url("/api/cache/purge"),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            br#"{"api":"x"}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+}

@@ -255,6 +255,25 @@ impl RouteLimits {
     }
 }
 
+impl RouteLimits {
+    /// What a refusal by the limit `name` carries: `Retry-After` and the `RateLimit*`
+    /// headers, with nothing left of that limit until `retry`.
+    fn refusal(&self, name: &str, retry: Duration) -> Box<Limited> {
+        let retry_after = ceil_secs(retry).max(1);
+        let mut out = Limited {
+            retry_after,
+            headers: Vec::new(),
+        };
+        if let Some(p) = &self.policy_header {
+            out.headers.push((RATELIMIT_POLICY.clone(), p.clone()));
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{name}\";r=0;t={retry_after}")) {
+            out.headers.push((RATELIMIT.clone(), v));
+        }
+        Box::new(out)
+    }
+}
+
 fn short_by(by: &LimitBy) -> String {
     match by {
         LimitBy::Header(h) => format!("header-{h}"),
@@ -343,20 +362,8 @@ pub async fn admit(
             Verdict::Limited(_, retry) => {
                 give_back(&passed, shared).await;
                 limits.metrics.rate_limit.increment(1);
-                let retry_after = ceil_secs(retry).max(1);
-                let mut out = Limited {
-                    retry_after,
-                    headers: Vec::new(),
-                };
-                if let Some(p) = &limits.policy_header {
-                    out.headers.push((RATELIMIT_POLICY.clone(), p.clone()));
-                }
-                if let Ok(v) =
-                    HeaderValue::from_str(&format!("\"{}\";r=0;t={retry_after}", limit.name))
-                {
-                    out.headers.push((RATELIMIT.clone(), v));
-                }
-                return Err(ProxyError::RateLimited(Box::new(out)));
+                let out = limits.refusal(&limit.name, retry);
+                return Err(ProxyError::RateLimited(out));
             }
             Verdict::Overloaded => {
                 give_back(&passed, shared).await;
@@ -383,23 +390,12 @@ pub async fn admit(
                     shared.quotas.refund(c, *p);
                 }
                 limits.metrics.quota.increment(1);
-                let retry_after = ceil_secs(reset).max(1);
-                let mut out = Limited {
-                    retry_after,
-                    headers: Vec::new(),
-                };
-                if let Some(p) = &limits.policy_header {
-                    out.headers.push((RATELIMIT_POLICY.clone(), p.clone()));
-                }
-                if let Ok(v) = HeaderValue::from_str(&format!("\"{}\";r=0;t={retry_after}", q.name))
-                {
-                    out.headers.push((RATELIMIT.clone(), v));
-                }
+                let out = limits.refusal(&q.name, reset);
                 let word = match q.period {
                     Period::Day => "daily",
                     Period::Month => "monthly",
                 };
-                return Err(ProxyError::QuotaExceeded(Box::new(out), word));
+                return Err(ProxyError::QuotaExceeded(out, word));
             }
         }
     }

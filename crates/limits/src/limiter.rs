@@ -43,6 +43,19 @@ pub enum Verdict {
     Overloaded,
 }
 
+impl Verdict {
+    /// Over the limit until `retry`.
+    fn limited(retry: Duration) -> Verdict {
+        Verdict::Limited(
+            Report {
+                remaining: 0,
+                reset: retry,
+            },
+            retry,
+        )
+    }
+}
+
 /// The state of a limit after a request, for the `RateLimit` header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -244,13 +257,7 @@ impl Limiter {
             Granted::Some {
                 remaining, reset, ..
             } => Verdict::Allowed(Report { remaining, reset }),
-            Granted::Limited(retry) => Verdict::Limited(
-                Report {
-                    remaining: 0,
-                    reset: retry,
-                },
-                retry,
-            ),
+            Granted::Limited(retry) => Verdict::limited(retry),
             Granted::Wait(wait) => match self.enqueue() {
                 Some(slot) => Verdict::Wait(wait, slot),
                 None => {
@@ -321,28 +328,10 @@ impl Limiter {
                     let refill = self.spec.rate.emission_ns().saturating_mul(wanted - 1);
                     lease.limited_until = now.saturating_add(nanos(retry)).saturating_add(refill);
                 }
-                (
-                    Verdict::Limited(
-                        Report {
-                            remaining: 0,
-                            reset: retry,
-                        },
-                        retry,
-                    ),
-                    Path::Redis,
-                )
+                (Verdict::limited(retry), Path::Redis)
             }
             // Leases never queue (validation refuses queue with cluster_lease).
-            Granted::Wait(wait) => (
-                Verdict::Limited(
-                    Report {
-                        remaining: 0,
-                        reset: wait,
-                    },
-                    wait,
-                ),
-                Path::Redis,
-            ),
+            Granted::Wait(wait) => (Verdict::limited(wait), Path::Redis),
         })
     }
 
@@ -363,13 +352,7 @@ impl Limiter {
         if now < lease.limited_until {
             // Nothing is left in Redis before then; asking would only cost a round trip.
             let retry = Duration::from_nanos(lease.limited_until - now);
-            return Ok(Verdict::Limited(
-                Report {
-                    remaining: 0,
-                    reset: retry,
-                },
-                retry,
-            ));
+            return Ok(Verdict::limited(retry));
         }
         if lease.left > 0 && lease.expires > now {
             lease.left -= 1;

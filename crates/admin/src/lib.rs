@@ -15,6 +15,7 @@ mod openapi;
 mod pricing;
 mod problem;
 mod seal;
+mod usage;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -70,6 +71,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(auth::routes())
         .merge(cache::routes())
         .merge(pricing::routes())
+        .merge(usage::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, cache, collections, config, identities, pricing};
+use crate::{auth, cache, collections, config, identities, pricing, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,8 +23,9 @@ use crate::{auth, cache, collections, config, identities, pricing};
         auth::list_tokens, auth::create_token, auth::revoke_token,
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
+        usage::usage,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

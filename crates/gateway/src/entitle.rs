@@ -10,14 +10,24 @@ use tollgate_model::{Document, SubscriptionStatus};
 use crate::auth::Identity;
 use crate::error::ProxyError;
 use crate::limit::{LimitsShared, RouteLimits, Used};
+use crate::metering::Billable;
 
 enum Access {
     /// Active, with the plan's limits (none when the plan has no limits).
-    Active(Option<Arc<RouteLimits>>),
+    Active(Entitled),
     Inactive {
         product: String,
         status: SubscriptionStatus,
     },
+}
+
+/// What an active subscription brings to a request.
+pub struct Entitled {
+    /// The plan's limits (none when the plan has none).
+    pub limits: Option<Arc<RouteLimits>>,
+    /// The subscription's name (`app:product`), what usage is metered under.
+    pub subscription: Arc<str>,
+    pub billable: Billable,
 }
 
 /// Who may call one API version, and under which plan.
@@ -67,10 +77,19 @@ impl Entitlement {
                 let location = format!("plan:{}/{}", product.name, plan.name);
                 let rate: Vec<_> = plan.rate_limit.iter().collect();
                 let quota: Vec<_> = plan.quota.iter().collect();
-                Access::Active(
-                    RouteLimits::compile(api, (&location, &location), &rate, &quota, shared, used)
-                        .map(Arc::new),
-                )
+                Access::Active(Entitled {
+                    limits: RouteLimits::compile(
+                        api,
+                        (&location, &location),
+                        &rate,
+                        &quota,
+                        shared,
+                        used,
+                    )
+                    .map(Arc::new),
+                    subscription: Arc::from(s.key()),
+                    billable: Billable::from_classes(&plan.billable),
+                })
             } else {
                 Access::Inactive {
                     product: product.name.clone(),
@@ -96,8 +115,8 @@ impl Entitlement {
         })
     }
 
-    /// The caller's plan limits, or 403 when it holds no active subscription.
-    pub fn check(&self, identity: &Identity) -> Result<Option<&RouteLimits>, ProxyError> {
+    /// The caller's subscription, or 403 when it holds no active one.
+    pub fn check(&self, identity: &Identity) -> Result<&Entitled, ProxyError> {
         let Some(app) = &identity.app else {
             return Err(ProxyError::Forbidden(format!(
                 "this API version is offered in product {}: call it as an app subscribed to one of its plans",
@@ -105,7 +124,7 @@ impl Entitlement {
             )));
         };
         match self.apps.get(&app.name) {
-            Some(Access::Active(limits)) => Ok(limits.as_deref()),
+            Some(Access::Active(entitled)) => Ok(entitled),
             Some(Access::Inactive { product, status }) => Err(ProxyError::Forbidden(format!(
                 "the subscription of app `{}` to product `{product}` is {}",
                 app.name,

@@ -19,6 +19,7 @@ pub mod guard;
 pub mod lifecycle;
 pub mod limit;
 pub mod listener;
+pub mod metering;
 pub mod metrics;
 pub mod proxy;
 pub mod snapshot;
@@ -53,6 +54,8 @@ pub struct Gateway {
     pub auth: auth::AuthShared,
     /// Rate-limit, quota, breaker and upstream-limit state; outlives snapshots.
     pub limits: limit::LimitsShared,
+    /// Per-subscription usage counts for billing.
+    pub meter: Arc<metering::Meter>,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -82,6 +85,7 @@ impl Gateway {
             cache: cache::ResponseCache::new(defaults.cache_size),
             auth: auth::AuthShared::default(),
             limits: limit::LimitsShared::default(),
+            meter: Arc::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),

@@ -66,6 +66,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         route: None,
         upstream_time: None,
         limit_headers: Vec::new(),
+        metered: None,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -104,6 +105,10 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         .map(|i| &snapshot.routes[i].metrics)
         .unwrap_or(&gw.unmatched);
     metrics.count(resp.status().as_u16());
+    if let Some((subscription, billable)) = &outcome.metered {
+        gw.meter
+            .record(subscription, resp.status().as_u16(), *billable);
+    }
     metrics.duration.record(total.as_secs_f64());
     if let Some(u) = outcome.upstream_time {
         metrics.upstream_duration.record(u.as_secs_f64());
@@ -161,6 +166,8 @@ struct Outcome {
     upstream_time: Option<std::time::Duration>,
     /// `RateLimit-Policy` and `RateLimit` for an admitted request.
     limit_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// The subscription the request is metered under, once entitled.
+    metered: Option<(Arc<str>, crate::metering::Billable)>,
 }
 
 async fn proxy(
@@ -301,11 +308,14 @@ async fn proxy(
         )?;
     }
 
-    if let Some(entitlement) = &route.entitlement
-        && let Some(plan) = entitlement.check(&identity)?
-    {
-        let admitted = limit::admit(plan, &gw.limits, &identity, client_ip, req.headers()).await?;
-        outcome.limit_headers = admitted.headers;
+    if let Some(entitlement) = &route.entitlement {
+        let entitled = entitlement.check(&identity)?;
+        outcome.metered = Some((entitled.subscription.clone(), entitled.billable));
+        if let Some(plan) = &entitled.limits {
+            let admitted =
+                limit::admit(plan, &gw.limits, &identity, client_ip, req.headers()).await?;
+            outcome.limit_headers = admitted.headers;
+        }
     }
     if let Some(limits) = &route.limits {
         let admitted =

@@ -62,6 +62,20 @@ pub struct Plan {
     pub quota: Option<Quota>,
     #[serde(default = "free", skip_serializing_if = "is_free")]
     pub price: Price,
+    /// Answers that count as billable usage, by status class (default: `[2xx]`).
+    #[serde(
+        default = "default_billable",
+        skip_serializing_if = "is_default_billable"
+    )]
+    pub billable: Vec<String>,
+}
+
+fn default_billable() -> Vec<String> {
+    vec!["2xx".to_string()]
+}
+
+fn is_default_billable(b: &Vec<String>) -> bool {
+    *b == default_billable()
 }
 
 /// Where a subscription stands.

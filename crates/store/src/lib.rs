@@ -12,10 +12,12 @@ mod migrate;
 mod quota;
 mod store;
 mod tokens;
+mod usage;
 
 pub use error::StoreError;
 pub use store::{Backend, ChangeRecord, Store};
 pub use tokens::TokenRecord;
+pub use usage::UsageTotal;
 
 /// Current time as RFC 3339 text, the form every timestamp column holds.
 pub fn now_rfc3339() -> String {

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_quota.sql"),
         postgres: include_str!("../migrations/postgres/0002_quota.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_usage.sql"),
+        postgres: include_str!("../migrations/postgres/0003_usage.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";

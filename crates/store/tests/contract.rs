@@ -102,7 +102,44 @@ contract!(
     concurrent_commits_get_distinct_revisions,
     tokens_are_kept_hashed_and_revocable,
     quota_counters_add_up_and_stay_in_their_period,
+    usage_rows_are_absolute_per_node_and_add_up_across_nodes,
 );
+
+async fn usage_rows_are_absolute_per_node_and_add_up_across_nodes(store: Store) {
+    let row = |s: &str, m: i64, r: u64, b: u64| (s.to_string(), m, r, b);
+    store
+        .put_usage(
+            "n1",
+            &[row("one:orders", 100, 3, 2), row("one:orders", 101, 1, 1)],
+        )
+        .await
+        .unwrap();
+    // A retried flush writes the same rows: nothing is counted twice.
+    store
+        .put_usage("n1", &[row("one:orders", 100, 3, 2)])
+        .await
+        .unwrap();
+    store
+        .put_usage(
+            "n2",
+            &[row("one:orders", 100, 5, 5), row("one_x:orders", 100, 7, 7)],
+        )
+        .await
+        .unwrap();
+    let totals = store.usage("one:", 100, 102).await.unwrap();
+    assert_eq!(
+        totals,
+        vec![tollgate_store::UsageTotal {
+            subscription: "one:orders".into(),
+            requests: 9,
+            billable: 8
+        }]
+    );
+    // The range is half-open.
+    let totals = store.usage("one:", 101, 102).await.unwrap();
+    assert_eq!(totals[0].requests, 1);
+    assert!(store.usage("two:", 0, 1000).await.unwrap().is_empty());
+}
 
 async fn quota_counters_add_up_and_stay_in_their_period(store: Store) {
     let d = |c: &str, p: &str, n: u64| (c.to_string(), p.to_string(), n);

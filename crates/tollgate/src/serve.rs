@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tollgate_admin::{AdminState, Role, generate_token, hash_token, sync_from_store};
+use tollgate_gateway::metering::{UsageRow, UsageStore};
 use tollgate_gateway::{Defaults, Gateway, ListenerSettings};
 use tollgate_limits::RedisLimits;
 use tollgate_limits::quota::{Deltas, QuotaStore};
@@ -292,6 +293,12 @@ async fn serve(
         .await
         .map_err(|e| Failure::Runtime(format!("cannot load quota counters: {e}")))?;
     let quota_flusher = gateway.limits.quotas.spawn_flusher(QUOTA_FLUSH);
+    // Usage rows are keyed by a process id: a restarted node never overwrites its old rows.
+    let meter_node = format!("{node}-{:016x}", fastrand::u64(..));
+    gateway
+        .meter
+        .attach(meter_node, Arc::new(UsageRows(store.clone())));
+    let usage_flusher = gateway.meter.spawn_flusher(USAGE_FLUSH);
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     sync_from_store(&store, &gateway)
         .await
@@ -421,6 +428,10 @@ async fn serve(
     if let Err(e) = gateway.limits.quotas.flush().await {
         tracing::warn!(error = %e, "quota counters of the last second were not saved");
     }
+    usage_flusher.abort();
+    if let Err(e) = gateway.meter.flush().await {
+        tracing::warn!(error = %e, "usage counts of the last second were not saved");
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -526,6 +537,28 @@ fn spawn_background(
 
 /// How often quota counters are written to the store: what a crash can lose at most.
 const QUOTA_FLUSH: Duration = Duration::from_secs(1);
+
+/// How often usage counts are written: what a crash can lose at most.
+const USAGE_FLUSH: Duration = Duration::from_secs(1);
+
+/// Usage counts kept in the store.
+struct UsageRows(Arc<Store>);
+
+impl UsageStore for UsageRows {
+    fn put(&self, node: &str, rows: Vec<UsageRow>) -> BoxFuture<'_, Result<(), String>> {
+        let node = node.to_string();
+        Box::pin(async move {
+            let rows: Vec<(String, i64, u64, u64)> = rows
+                .into_iter()
+                .map(|r| (r.subscription, r.minute, r.requests, r.billable))
+                .collect();
+            self.0
+                .put_usage(&node, &rows)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
 
 /// Quota counters kept in the store.
 struct QuotaCounters(Arc<Store>);

@@ -229,3 +229,99 @@ async fn a_viewer_may_quote_prices() {
         .unwrap();
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+async fn usage_is_metered_per_subscription_exactly_and_survives_a_crash() {
+    let m = MockUpstream::start("svc").await;
+    let yaml = config(&m).replace(
+        "rate_limit: { limit: 2, window: 1m }",
+        "rate_limit: { limit: 1000, window: 1m }",
+    );
+    let mut node = start(&yaml).await;
+    let client = Client::new();
+    let call = |path: &'static str| {
+        let client = client.clone();
+        let url = node.proxy_url(path);
+        async move {
+            client
+                .get_with(&url, &[("x-api-key", "key-one-0123456789")])
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(call("/v2/orders").await, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(call("/v2/status/500").await, 500);
+    }
+    // Not in a product: not metered.
+    assert_eq!(call("/v1/orders").await, 200);
+    let period = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let days = now.div_euclid(86_400);
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{year:04}-{month:02}")
+    };
+    let usage_path = format!("/api/usage?app=one&period={period}");
+    let read = |node: &Node| {
+        let path = usage_path.clone();
+        let node_admin = node.admin_url(&path);
+        let bearer = node.bearer();
+        async move {
+            Client::new()
+                .get_with(&node_admin, &[("authorization", &bearer)])
+                .await
+                .unwrap()
+                .json()
+        }
+    };
+    // Counts reach the store within the flush interval (1 s).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let u = read(&node).await;
+    assert_eq!(u["requests"], 7, "{u}");
+    assert_eq!(u["billable"], 5, "only 2xx is billable on this plan: {u}");
+    assert_eq!(u["subscriptions"][0]["product"], "orders");
+    assert_eq!(u["subscriptions"][0]["plan"], "free");
+
+    // A crash after the flush loses nothing; the restarted node adds to it.
+    node.kill();
+    node.restart().await.unwrap();
+    let client = Client::new();
+    let r = client
+        .get_with(
+            &node.proxy_url("/v2/orders"),
+            &[("x-api-key", "key-one-0123456789")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let u = read(&node).await;
+    assert_eq!(
+        (u["requests"].as_u64(), u["billable"].as_u64()),
+        (Some(8), Some(6)),
+        "{u}"
+    );
+
+    let bad = Client::new()
+        .get_with(
+            &node.admin_url("/api/usage?app=one&period=2026-13"),
+            &[("authorization", &node.bearer())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad.status, 400);
+}

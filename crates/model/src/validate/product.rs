@@ -86,6 +86,14 @@ pub(super) fn check_products(doc: &Document, errs: &mut Errors) {
                     );
                 }
             }
+            for (k, class) in plan.billable.iter().enumerate() {
+                if !["1xx", "2xx", "3xx", "4xx", "5xx"].contains(&class.as_str()) {
+                    errs.push(
+                        format!("{ppath}.billable[{k}]"),
+                        format!("`{class}` is not a status class: use 1xx, 2xx, 3xx, 4xx or 5xx"),
+                    );
+                }
+            }
             for e in tollgate_pricing::validate(&plan.price) {
                 errs.push(format!("{ppath}.price.{}", e.path), e.message);
             }

@@ -11,6 +11,7 @@ mod collections;
 mod config;
 mod control;
 mod identities;
+mod invoices;
 mod openapi;
 mod pricing;
 mod problem;
@@ -72,6 +73,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(cache::routes())
         .merge(pricing::routes())
         .merge(usage::routes())
+        .merge(invoices::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, cache, collections, config, identities, pricing, usage};
+use crate::{auth, cache, collections, config, identities, invoices, pricing, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,7 @@ use crate::{auth, cache, collections, config, identities, pricing, usage};
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
         usage::usage,
+        invoices::run, invoices::list, invoices::show,
     ),
     components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage)),
     modifiers(&BearerAuth)

@@ -46,7 +46,7 @@ pub struct Usage {
 }
 
 /// The minutes `[from, to)` of a month written `YYYY-MM`.
-fn month_minutes(period: &str) -> Option<(i64, i64)> {
+pub(crate) fn month_minutes(period: &str) -> Option<(i64, i64)> {
     let (y, m) = period.split_once('-')?;
     if y.len() != 4 || m.len() != 2 {
         return None;

@@ -8,6 +8,7 @@
 //! log row per entity, so a node that sees revision N has seen every change up to N.
 
 mod error;
+mod invoices;
 mod migrate;
 mod quota;
 mod store;
@@ -15,6 +16,7 @@ mod tokens;
 mod usage;
 
 pub use error::StoreError;
+pub use invoices::InvoiceRow;
 pub use store::{Backend, ChangeRecord, Store};
 pub use tokens::TokenRecord;
 pub use usage::UsageTotal;

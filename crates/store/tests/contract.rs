@@ -103,7 +103,41 @@ contract!(
     tokens_are_kept_hashed_and_revocable,
     quota_counters_add_up_and_stay_in_their_period,
     usage_rows_are_absolute_per_node_and_add_up_across_nodes,
+    an_invoice_run_replaces_its_period_only,
 );
+
+async fn an_invoice_run_replaces_its_period_only(store: Store) {
+    let row = |id: &str, period: &str, app: &str| tollgate_store::InvoiceRow {
+        id: id.into(),
+        period: period.into(),
+        app: app.into(),
+        product: "orders".into(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+    };
+    store
+        .replace_invoices("2026-10", &[row("a", "2026-10", "one")])
+        .await
+        .unwrap();
+    store
+        .replace_invoices(
+            "2026-11",
+            &[row("b", "2026-11", "two"), row("c", "2026-11", "one")],
+        )
+        .await
+        .unwrap();
+    store
+        .replace_invoices("2026-11", &[row("c", "2026-11", "one")])
+        .await
+        .unwrap();
+    let nov = store.invoices("2026-11").await.unwrap();
+    assert_eq!(nov, vec![row("c", "2026-11", "one")]);
+    assert_eq!(store.invoices("2026-10").await.unwrap().len(), 1);
+    assert_eq!(
+        store.invoice("a").await.unwrap(),
+        Some(row("a", "2026-10", "one"))
+    );
+    assert_eq!(store.invoice("b").await.unwrap(), None);
+}
 
 async fn usage_rows_are_absolute_per_node_and_add_up_across_nodes(store: Store) {
     let row = |s: &str, m: i64, r: u64, b: u64| (s.to_string(), m, r, b);

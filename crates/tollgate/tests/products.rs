@@ -325,3 +325,115 @@ async fn usage_is_metered_per_subscription_exactly_and_survives_a_crash() {
         .unwrap();
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn an_invoice_bills_exactly_the_billable_calls_and_reruns_identically() {
+    let m = MockUpstream::start("svc").await;
+    let yaml = config(&m)
+        .replace(
+            "plan: free }",
+            "plan: paid }",
+        )
+        .replace(
+            "      - name: pro\n",
+            "      - name: paid\n        price: { base_fee: 49.00, metered: { model: graduated, tiers: [{ up_to: 10, unit_price: 0.10 }, { up_to: 100, unit_price: 0.05 }, { unit_price: 0.01 }] } }\n      - name: pro\n",
+        );
+    let node = start(&yaml).await;
+    let client = Client::new();
+    for i in 0..153 {
+        let path = if i % 51 == 50 {
+            "/v2/status/503"
+        } else {
+            "/v2/o"
+        };
+        let r = client
+            .get_with(
+                &node.proxy_url(path),
+                &[("x-api-key", "key-one-0123456789")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, if i % 51 == 50 { 503 } else { 200 });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let period = node
+        .admin_get("/api/usage?app=one&period=2000-01")
+        .await
+        .unwrap();
+    assert_eq!(period.json()["requests"], 0, "nothing in another month");
+    // This month, as the server's clock has it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let month = {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{now}"), "+%Y-%m"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let run_path = format!("/api/invoices/run?period={month}");
+    let r = node
+        .admin_request("POST", &run_path, &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let first = r.json();
+    let inv = first["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["app"] == "one")
+        .unwrap()
+        .clone();
+    assert_eq!(inv["plan"], "paid");
+    assert_eq!(inv["usage"]["billable"], 150, "{inv}");
+    assert_eq!(inv["usage"]["requests"], 153);
+    let amounts: Vec<(&str, &str)> = inv["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["description"].as_str().unwrap(),
+                l["amount"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![
+            ("base fee", "49.00"),
+            ("usage, tier 1", "1.00"),
+            ("usage, tier 2", "4.50"),
+            ("usage, tier 3", "0.50")
+        ]
+    );
+    assert_eq!(inv["total"], "55.00");
+    // Running the period again gives the same invoices; they can be listed and fetched.
+    let again = node
+        .admin_request("POST", &run_path, &[], "")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(again, first);
+    let listed = node
+        .admin_get(&format!("/api/invoices?period={month}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(listed["invoices"], first["invoices"]);
+    let one = node
+        .admin_get(&format!("/api/invoices/{}", inv["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(one.json(), inv);
+    assert_eq!(
+        node.admin_get("/api/invoices/inv_nope")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+}

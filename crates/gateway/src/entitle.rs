@@ -66,6 +66,8 @@ impl Entitlement {
             return None;
         }
         let mut apps = HashMap::new();
+        // One compiled set of limits per plan, shared by all its subscribers.
+        let mut plan_limits: HashMap<(&str, &str), Option<Arc<RouteLimits>>> = HashMap::new();
         for s in &doc.subscriptions {
             let Some(product) = products.iter().find(|p| p.name == s.product) else {
                 continue;
@@ -74,19 +76,25 @@ impl Entitlement {
                 continue;
             };
             let access = if s.status == SubscriptionStatus::Active {
-                let location = format!("plan:{}/{}", product.name, plan.name);
-                let rate: Vec<_> = plan.rate_limit.iter().collect();
-                let quota: Vec<_> = plan.quota.iter().collect();
+                let limits = plan_limits
+                    .entry((product.name.as_str(), plan.name.as_str()))
+                    .or_insert_with(|| {
+                        let location = format!("plan:{}/{}", product.name, plan.name);
+                        let rate: Vec<_> = plan.rate_limit.iter().collect();
+                        let quota: Vec<_> = plan.quota.iter().collect();
+                        RouteLimits::compile(
+                            api,
+                            (&location, &location),
+                            &rate,
+                            &quota,
+                            shared,
+                            used,
+                        )
+                        .map(Arc::new)
+                    })
+                    .clone();
                 Access::Active(Entitled {
-                    limits: RouteLimits::compile(
-                        api,
-                        (&location, &location),
-                        &rate,
-                        &quota,
-                        shared,
-                        used,
-                    )
-                    .map(Arc::new),
+                    limits,
                     subscription: Arc::from(s.key()),
                     billable: Billable::from_classes(&plan.billable),
                 })

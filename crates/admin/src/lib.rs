@@ -16,6 +16,7 @@ mod openapi;
 mod pricing;
 mod problem;
 mod seal;
+mod subscriptions;
 mod usage;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(pricing::routes())
         .merge(usage::routes())
         .merge(invoices::routes())
+        .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

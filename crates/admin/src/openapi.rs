@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, cache, collections, config, identities, invoices, pricing, usage};
+use crate::{
+    auth, cache, collections, config, identities, invoices, pricing, subscriptions, usage,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,8 +27,11 @@ use crate::{auth, cache, collections, config, identities, invoices, pricing, usa
         pricing::quote,
         usage::usage,
         invoices::run, invoices::list, invoices::show,
+        subscriptions::list_products, subscriptions::get_product, subscriptions::put_product, subscriptions::delete_product,
+        subscriptions::list_subscriptions, subscriptions::get_subscription, subscriptions::create_subscription,
+        subscriptions::change_subscription, subscriptions::delete_subscription,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

@@ -437,3 +437,99 @@ async fn an_invoice_bills_exactly_the_billable_calls_and_reruns_identically() {
         404
     );
 }
+
+#[tokio::test]
+async fn subscriptions_move_through_their_lifecycle_over_rest() {
+    let m = MockUpstream::start("svc").await;
+    let node = start(&config(&m)).await;
+    let json = |v: &str| v.to_string();
+    let n = &node;
+    let post = |path: String, body: String| async move {
+        n.admin_request("POST", &path, &[("content-type", "application/json")], body)
+            .await
+            .unwrap()
+    };
+    // The approval queue holds app two's pending subscription.
+    let q = node
+        .admin_get("/api/subscriptions?status=pending")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(q["subscriptions"][0]["id"], "two:orders", "{q}");
+    let call = || {
+        let url = node.proxy_url("/v2");
+        async move {
+            Client::new()
+                .get_with(&url, &[("x-api-key", "key-three-012345678")])
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    // A manual plan starts pending: still 403 until approved.
+    let r = post(
+        "/api/subscriptions".into(),
+        json(r#"{"app":"three","product":"orders","plan":"pro"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["status"], "pending");
+    assert_eq!(call().await, 403);
+    let r = post(
+        "/api/subscriptions/three:orders/approve".into(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "active");
+    assert_eq!(call().await, 200);
+    // Suspended: refused again; resumed: served.
+    assert_eq!(
+        post(
+            "/api/subscriptions/three:orders/suspend".into(),
+            String::new()
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(call().await, 403);
+    let r = post(
+        "/api/subscriptions/three:orders/approve".into(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(r.status, 409, "approve is for pending ones: {}", r.text());
+    assert_eq!(
+        post(
+            "/api/subscriptions/three:orders/resume".into(),
+            String::new()
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(call().await, 200);
+    // One subscription per app and product; a plan that does not exist is refused.
+    let r = post(
+        "/api/subscriptions".into(),
+        json(r#"{"app":"three","product":"orders","plan":"free"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    let r = post(
+        "/api/subscriptions".into(),
+        json(r#"{"app":"two","product":"nope","plan":"free"}"#),
+    )
+    .await;
+    assert!(r.status == 409 || r.status == 422, "{}", r.text());
+    let r = post(
+        "/api/subscriptions/three:orders/cancel".into(),
+        String::new(),
+    )
+    .await;
+    assert_eq!(r.json()["status"], "cancelled");
+    assert_eq!(call().await, 403);
+    let products = node.admin_get("/api/products").await.unwrap().json();
+    assert_eq!(products["products"][0]["plans"][1]["approval"], "manual");
+}

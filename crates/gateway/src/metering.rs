@@ -156,27 +156,8 @@ impl Meter {
 
     /// Flushes every `every` until the process ends; errors are logged and retried.
     pub fn spawn_flusher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                let Some(me) = me.upgrade() else { return };
-                match me.flush().await {
-                    Ok(_) if failing => {
-                        failing = false;
-                        tracing::info!("usage counts are written to the store again");
-                    }
-                    Ok(_) => {}
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "cannot write usage counts; keeping them in memory and retrying");
-                    }
-                    Err(_) => {}
-                }
-            }
+        tollgate_limits::periodic::spawn_flusher(self, every, "usage counts", |m| async move {
+            m.flush().await
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod gcra;
 pub mod limiter;
 pub mod local;
+pub mod periodic;
 pub mod quota;
 pub mod redis;
 

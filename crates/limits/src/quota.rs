@@ -278,28 +278,12 @@ impl Quotas {
 
     /// Flushes every `every` until the process ends; errors are logged and retried.
     pub fn spawn_flusher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                let Some(me) = me.upgrade() else { return };
-                match me.flush().await {
-                    Ok(_) if failing => {
-                        failing = false;
-                        tracing::info!("quota counters are flushed to the store again");
-                    }
-                    Ok(_) => {}
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "cannot flush quota counters; keeping them in memory and retrying");
-                    }
-                    Err(_) => {}
-                }
-            }
-        })
+        crate::periodic::spawn_flusher(
+            self,
+            every,
+            "quota counters",
+            |q| async move { q.flush().await },
+        )
     }
 }
 

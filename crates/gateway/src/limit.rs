@@ -376,18 +376,15 @@ pub async fn admit(
         }
         passed.push(Passed { limit, key, path });
     }
-    let mut counted: Vec<(String, Period)> = Vec::new();
-    for q in &limits.quotas {
-        let counter = format!("{}|{}", q.id, key_for(&q.by, identity, ip, headers));
-        match shared.quotas.check(&counter, q.period, q.limit) {
-            QuotaVerdict::Allowed { remaining, reset } => {
-                item(&q.name, remaining, reset);
-                counted.push((counter, q.period));
-            }
+    let counter = |q: &CompiledQuota| format!("{}|{}", q.id, key_for(&q.by, identity, ip, headers));
+    for (i, q) in limits.quotas.iter().enumerate() {
+        match shared.quotas.check(counter(q), q.period, q.limit) {
+            QuotaVerdict::Allowed { remaining, reset } => item(&q.name, remaining, reset),
             QuotaVerdict::Exceeded { reset } => {
                 give_back(&passed, shared).await;
-                for (c, p) in &counted {
-                    shared.quotas.refund(c, *p);
+                // The quotas before this one counted the request: take it back.
+                for earlier in &limits.quotas[..i] {
+                    shared.quotas.refund(&counter(earlier), earlier.period);
                 }
                 limits.metrics.quota.increment(1);
                 let out = limits.refusal(&q.name, reset);

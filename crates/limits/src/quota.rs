@@ -168,13 +168,15 @@ impl Quotas {
 
     /// Counts one request against `counter` (a quota's id and the caller's key) when it is
     /// under `limit` in the current period.
-    pub fn check(&self, counter: &str, period: Period, limit: u64) -> QuotaVerdict {
+    /// `counter` is taken as given (the gateway builds it per request), so counting does not
+    /// copy it again.
+    pub fn check(&self, counter: impl Into<String>, period: Period, limit: u64) -> QuotaVerdict {
         self.check_at(counter, period, limit, OffsetDateTime::now_utc())
     }
 
     pub fn check_at(
         &self,
-        counter: &str,
+        counter: impl Into<String>,
         period: Period,
         limit: u64,
         now: OffsetDateTime,
@@ -185,7 +187,7 @@ impl Quotas {
         );
         let label = cal.label(period).clone();
         let mut counts = self.lock();
-        let key = (counter.to_string(), label);
+        let key = (counter.into(), label);
         if !counts.contains_key(&key) && counts.len() >= MAX_COUNTERS {
             return QuotaVerdict::Exceeded { reset };
         }

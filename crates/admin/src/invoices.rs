@@ -8,16 +8,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tollgate_model::SubscriptionStatus;
-use tollgate_pricing::{Share, bill, format_cents};
+use tollgate_model::{Document, Subscription, SubscriptionStatus};
+use tollgate_pricing::format_cents;
 use tollgate_store::InvoiceRow;
 
 use crate::AdminState;
+use crate::billing;
 use crate::config::current_document;
+use crate::export;
 use crate::problem::ApiError;
 use crate::usage::month_minutes;
 
@@ -26,6 +29,7 @@ pub fn routes() -> Router<Arc<AdminState>> {
         .route("/invoices/run", post(run))
         .route("/invoices", get(list))
         .route("/invoices/{id}", get(show))
+        .route("/simulate", get(simulate))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -39,63 +43,103 @@ fn invoice_id(period: &str, app: &str, product: &str) -> String {
     format!("inv_{}", &hex::encode(digest)[..20])
 }
 
-fn check_period(period: &str) -> Result<(i64, i64), ApiError> {
+pub(crate) fn check_period(period: &str) -> Result<(i64, i64), ApiError> {
     month_minutes(period).ok_or_else(|| {
         ApiError::bad_request(format!("period `{period}` is not a month written YYYY-MM"))
     })
 }
 
-/// Computes the period's invoices: for every active or suspended subscription, its plan's
-/// price applied to the billable requests metered in the period (all nodes). Replaces the
-/// invoices stored for that period; the same usage always gives the same invoices.
+/// The invoice of one subscription for a month, or `None` when it was not billable then.
+/// `on_plan` prices the whole month on another plan of the product (the price simulator).
+pub(crate) async fn invoice_for(
+    state: &AdminState,
+    doc: &Document,
+    sub: &Subscription,
+    period: &str,
+    on_plan: Option<&str>,
+) -> Result<Option<Value>, ApiError> {
+    let (from, to) = check_period(period)?;
+    let month = (from * 60, to * 60);
+    let stretches = billing::stretches(sub, month, on_plan);
+    if stretches.is_empty() {
+        return Ok(None);
+    }
+    let key = sub.key();
+    let mut priced = Vec::new();
+    let mut parts = Vec::new();
+    let (mut requests, mut billable) = (0, 0);
+    for s in stretches {
+        let used = state
+            .store
+            .usage(&key, s.minutes.0, s.minutes.1)
+            .await?
+            .into_iter()
+            .find(|u| u.subscription == key)
+            .map_or((0, 0), |u| (u.requests, u.billable));
+        requests += used.0;
+        billable += used.1;
+        parts.push(json!({
+            "plan": s.plan,
+            "from": rfc3339(s.from),
+            "to": rfc3339(s.to),
+            "requests": used.0,
+            "billable": used.1,
+        }));
+        priced.push((s, used.1));
+    }
+    let quote = billing::price(doc, sub, month, &priced).map_err(ApiError::conflict)?;
+    let plan = on_plan.unwrap_or(&sub.plan);
+    Ok(Some(json!({
+        "id": invoice_id(period, &sub.app, &sub.product),
+        "app": sub.app,
+        "product": sub.product,
+        "plan": plan,
+        "period": period,
+        "currency": quote.currency,
+        "usage": { "requests": requests, "billable": billable },
+        "plans": parts,
+        "lines": quote.lines,
+        "total": format_cents(quote.total),
+    })))
+}
+
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Computes the period's invoices: for every subscription billable in the month (active,
+/// suspended, or cancelled during it), each plan it had priced on the billable requests
+/// metered while it had it (all nodes). Replaces the invoices stored for that period; the
+/// same usage always gives the same invoices.
 #[utoipa::path(post, path = "/api/invoices/run", params(PeriodQuery), responses((status = 200, description = "The period's invoices"), (status = 400, description = "Bad period")), security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (from, to) = check_period(&q.period)?;
+    check_period(&q.period)?;
     let (_, set) = state.store.load().await?;
     let doc = current_document(&set)?;
-    let usage = state.store.usage("", from, to).await?;
-    let mut rows = Vec::new();
-    let mut invoices = Vec::new();
     let mut subs: Vec<_> = doc
         .subscriptions
         .iter()
-        .filter(|s| {
-            matches!(
-                s.status,
-                SubscriptionStatus::Active | SubscriptionStatus::Suspended
-            )
-        })
+        .filter(|s| s.status != SubscriptionStatus::Pending)
+        .filter(|s| s.status != SubscriptionStatus::Cancelled || s.ended_at.is_some())
         .collect();
     subs.sort_by(|a, b| (&a.app, &a.product).cmp(&(&b.app, &b.product)));
+    let mut rows = Vec::new();
+    let mut invoices = Vec::new();
     for s in subs {
-        let Some(plan) = doc
-            .products
-            .iter()
-            .find(|p| p.name == s.product)
-            .and_then(|p| p.plans.iter().find(|pl| pl.name == s.plan))
-        else {
+        let Some(body) = invoice_for(&state, &doc, s, &q.period, None).await? else {
             continue;
         };
-        let metered = usage.iter().find(|u| u.subscription == s.key());
-        let (requests, billable) = metered.map_or((0, 0), |u| (u.requests, u.billable));
-        let quote = bill(&plan.price, billable, Share::FULL, false);
-        let id = invoice_id(&q.period, &s.app, &s.product);
-        let body = json!({
-            "id": id,
-            "app": s.app,
-            "product": s.product,
-            "plan": s.plan,
-            "period": q.period,
-            "currency": quote.currency,
-            "usage": { "requests": requests, "billable": billable },
-            "lines": quote.lines,
-            "total": format_cents(quote.total),
-        });
         rows.push(InvoiceRow {
-            id,
+            id: invoice_id(&q.period, &s.app, &s.product),
             period: q.period.clone(),
             app: s.app.clone(),
             product: s.product.clone(),
@@ -112,16 +156,34 @@ fn parse(row: &InvoiceRow) -> Result<Value, ApiError> {
     serde_json::from_str(&row.body).map_err(ApiError::internal)
 }
 
-/// The invoices of a period, as last computed.
-#[utoipa::path(get, path = "/api/invoices", params(PeriodQuery), responses((status = 200, description = "`{\"invoices\":[…]}`")), security(("bearer" = [])))]
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// A calendar month, `YYYY-MM` (UTC).
+    period: String,
+    /// `json` (default) or `csv` (one row per invoice line).
+    format: Option<String>,
+}
+
+/// The invoices of a period, as last computed; `format=csv` for a spreadsheet or an
+/// accounting import.
+#[utoipa::path(get, path = "/api/invoices", params(ListQuery), responses((status = 200, description = "`{\"invoices\":[…]}`, or CSV")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AdminState>>,
-    Query(q): Query<PeriodQuery>,
-) -> Result<Json<Value>, ApiError> {
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     check_period(&q.period)?;
     let rows = state.store.invoices(&q.period).await?;
     let invoices = rows.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({ "invoices": invoices })))
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(json!({ "invoices": invoices })).into_response()),
+        "csv" => Ok(export::csv_response(
+            &format!("invoices-{}.csv", q.period),
+            export::invoices_csv(&invoices),
+        )),
+        other => Err(ApiError::bad_request(format!(
+            "format `{other}` is not known: use json or csv"
+        ))),
+    }
 }
 
 /// One invoice.
@@ -136,4 +198,61 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no invoice `{id}`")))?;
     Ok(Json(parse(&row)?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct SimulateQuery {
+    app: String,
+    product: String,
+    /// The plan of the product to price the period on.
+    plan: String,
+    /// A calendar month, `YYYY-MM` (UTC); its real metered usage is priced.
+    period: String,
+}
+
+/// The price simulator: what a month of an app's real usage cost on its plans, and what it
+/// would have cost on another plan of the same product: the same usage, start and end, with
+/// every stretch on that plan (its setup fee too, if the subscription started that month).
+#[utoipa::path(get, path = "/api/simulate", params(SimulateQuery),
+    responses((status = 200, description = "`{actual, simulated, difference}`, each invoice-shaped"), (status = 400), (status = 404, description = "No such subscription or plan")), security(("bearer" = [])))]
+pub async fn simulate(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<SimulateQuery>,
+) -> Result<Json<Value>, ApiError> {
+    check_period(&q.period)?;
+    let (_, set) = state.store.load().await?;
+    let doc = current_document(&set)?;
+    let sub = doc
+        .subscriptions
+        .iter()
+        .find(|s| s.app == q.app && s.product == q.product)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "app `{}` has no subscription to product `{}`",
+                q.app, q.product
+            ))
+        })?;
+    if billing::plan(&doc, &q.product, &q.plan).is_none() {
+        return Err(ApiError::not_found(format!(
+            "product `{}` has no plan `{}`",
+            q.product, q.plan
+        )));
+    }
+    let actual = invoice_for(&state, &doc, sub, &q.period, None).await?;
+    let simulated = invoice_for(&state, &doc, sub, &q.period, Some(&q.plan)).await?;
+    let total = |v: &Option<Value>| {
+        v.as_ref()
+            .and_then(|v| v["total"].as_str())
+            .and_then(|t| t.parse::<tollgate_pricing::Decimal>().ok())
+            .unwrap_or_default()
+    };
+    let difference = total(&simulated) - total(&actual);
+    Ok(Json(json!({
+        "app": q.app,
+        "product": q.product,
+        "period": q.period,
+        "actual": actual,
+        "simulated": simulated,
+        "difference": format_cents(difference),
+    })))
 }

@@ -6,10 +6,12 @@
 //! revision on this node's gateway before answering. A rejected change writes nothing.
 
 mod auth;
+mod billing;
 mod cache;
 mod collections;
 mod config;
 mod control;
+mod export;
 mod identities;
 mod invoices;
 mod openapi;
@@ -75,6 +77,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(pricing::routes())
         .merge(usage::routes())
         .merge(invoices::routes())
+        .merge(export::routes())
         .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

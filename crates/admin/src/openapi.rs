@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    auth, cache, collections, config, identities, invoices, pricing, subscriptions, usage,
+    auth, cache, collections, config, export, identities, invoices, pricing, subscriptions, usage,
 };
 
 #[derive(OpenApi)]
@@ -26,12 +26,12 @@ use crate::{
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
         usage::usage,
-        invoices::run, invoices::list, invoices::show,
+        invoices::run, invoices::list, invoices::show, invoices::simulate, export::usage_export,
         subscriptions::list_products, subscriptions::get_product, subscriptions::put_product, subscriptions::delete_product,
         subscriptions::list_subscriptions, subscriptions::get_subscription, subscriptions::create_subscription,
         subscriptions::change_subscription, subscriptions::delete_subscription,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription, subscriptions::PlanChange)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

@@ -13,7 +13,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
-use tollgate_model::{Approval, Product, Subscription, SubscriptionStatus};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tollgate_model::product::Plan;
+use tollgate_model::{Approval, PastPlan, Product, Subscription, SubscriptionStatus};
 
 use crate::AdminState;
 use crate::auth::Principal;
@@ -181,16 +184,15 @@ pub async fn create_subscription(
             .find(|p| p.name == req.product)
             .and_then(|p| p.plans.iter().find(|pl| pl.name == req.plan))
             .is_some_and(|pl| pl.approval == Approval::Manual);
-        let sub = Subscription {
-            app: req.app,
-            product: req.product,
-            plan: req.plan,
-            status: if manual {
-                SubscriptionStatus::Pending
-            } else {
-                SubscriptionStatus::Active
-            },
+        let status = if manual {
+            SubscriptionStatus::Pending
+        } else {
+            SubscriptionStatus::Active
         };
+        let mut sub = Subscription::new(&req.app, &req.product, &req.plan, status);
+        if status == SubscriptionStatus::Active {
+            sub.started_at = Some(now_rfc3339());
+        }
         if doc.subscriptions.iter().any(|s| s.key() == sub.key()) {
             return Err(ApiError::conflict(format!(
                 "app `{}` already has a subscription to product `{}` ({}); cancel or change it",
@@ -208,23 +210,152 @@ pub async fn create_subscription(
     Ok(answer(StatusCode::CREATED, &with_id(&made), &outcome))
 }
 
+fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanChange {
+    /// The plan to move to, in the same product.
+    plan: String,
+    /// When the new plan takes over (RFC 3339): now when omitted, or an earlier moment of
+    /// the current calendar month (UTC), after the subscription's start and last change.
+    #[serde(default)]
+    effective_at: Option<String>,
+}
+
+/// Moves a subscription to another plan of its product. The old plan is billed up to the
+/// change and the new one from it, each with its base fee prorated (see docs/products.md).
+fn change_plan(
+    sub: &mut Subscription,
+    plans: &[Plan],
+    body: &Bytes,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let req: PlanChange = parse(body)?;
+    let currency = |name: &str| {
+        plans
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.price.currency.clone())
+    };
+    let Some(to_currency) = currency(&req.plan) else {
+        return Err(ApiError::not_found(format!(
+            "product `{}` has no plan `{}`",
+            sub.product, req.plan
+        )));
+    };
+    if currency(&sub.plan).is_some_and(|c| c != to_currency) {
+        return Err(ApiError::conflict(format!(
+            "plan `{}` is priced in {to_currency}, plan `{}` in another currency: one subscription is billed in one currency; cancel and subscribe anew",
+            req.plan, sub.plan
+        )));
+    }
+    if req.plan == sub.plan {
+        return Err(ApiError::conflict(format!(
+            "subscription `{}` is already on plan `{}`",
+            sub.key(),
+            req.plan
+        )));
+    }
+    match sub.status {
+        SubscriptionStatus::Cancelled => {
+            return Err(ApiError::conflict(format!(
+                "cannot change the plan of subscription `{}`: it is cancelled",
+                sub.key()
+            )));
+        }
+        // Nothing was billed yet: the pending request simply names another plan.
+        SubscriptionStatus::Pending => {
+            sub.plan = req.plan;
+            return Ok(());
+        }
+        SubscriptionStatus::Active | SubscriptionStatus::Suspended => {}
+    }
+    let at = match &req.effective_at {
+        None => now,
+        Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|_| {
+            ApiError::bad_request(format!(
+                "effective_at `{t}` is not an RFC 3339 time such as 2026-11-15T00:00:00Z"
+            ))
+        })?,
+    };
+    let month_start = now
+        .date()
+        .replace_day(1)
+        .map_err(ApiError::internal)?
+        .midnight()
+        .assume_utc();
+    if at > now + time::Duration::seconds(5) {
+        return Err(ApiError::bad_request(
+            "effective_at is in the future: a plan change takes effect now or earlier in the current month",
+        ));
+    }
+    if at < month_start {
+        return Err(ApiError::bad_request(format!(
+            "effective_at is before {}: a plan change can be dated within the current month only (earlier months may already be invoiced)",
+            rfc3339(month_start)
+        )));
+    }
+    let floor = sub
+        .history
+        .last()
+        .map(|p| p.until.as_str())
+        .or(sub.started_at.as_deref());
+    if let Some(floor) = floor
+        && OffsetDateTime::parse(floor, &Rfc3339).is_ok_and(|f| at < f)
+    {
+        return Err(ApiError::bad_request(format!(
+            "effective_at is before {floor}, when the subscription started or last changed plan"
+        )));
+    }
+    let old = std::mem::replace(&mut sub.plan, req.plan);
+    sub.history.push(PastPlan {
+        plan: old,
+        until: rfc3339(at.min(now)),
+    });
+    Ok(())
+}
+
 /// `approve` (pending → active), `suspend` (active → suspended), `resume` (suspended →
-/// active), `cancel` (any → cancelled). Any other move is refused with 409.
-#[utoipa::path(post, path = "/api/subscriptions/{id}/{action}", params(("id" = String, Path), ("action" = String, Path, description = "approve | suspend | resume | cancel")),
-    responses((status = 200), (status = 404), (status = 409, description = "Not allowed from the current status")), security(("bearer" = [])))]
+/// active), `cancel` (any → cancelled), `change` (another plan; body `{"plan", "effective_at"}`).
+/// Any other move is refused with 409.
+#[utoipa::path(post, path = "/api/subscriptions/{id}/{action}", params(("id" = String, Path), ("action" = String, Path, description = "approve | suspend | resume | cancel | change")),
+    request_body(content = Option<PlanChange>, description = "For `change` only"),
+    responses((status = 200), (status = 400, description = "Bad plan change date"), (status = 404), (status = 409, description = "Not allowed from the current status"), (status = 422, description = "Unknown plan")), security(("bearer" = [])))]
 pub async fn change_subscription(
     State(state): State<Arc<AdminState>>,
     axum::Extension(who): axum::Extension<Principal>,
     Path((id, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     use SubscriptionStatus::*;
     let mut after = None;
     let outcome = write(&state, &who, |doc| {
+        let plans: Vec<Plan> = id
+            .split_once(':')
+            .and_then(|(_, product)| doc.products.iter().find(|p| p.name == product))
+            .map(|p| p.plans.clone())
+            .unwrap_or_default();
         let sub = doc
             .subscriptions
             .iter_mut()
             .find(|s| s.key() == id)
             .ok_or_else(|| ApiError::not_found(format!("no subscription `{id}`")))?;
+        let now = OffsetDateTime::now_utc();
+        if action == "change" {
+            change_plan(sub, &plans, &body, now)?;
+            after = Some(sub.clone());
+            return Ok(());
+        }
         let next = match (action.as_str(), sub.status) {
             ("approve", Pending) => Active,
             ("suspend", Active) => Suspended,
@@ -238,10 +369,16 @@ pub async fn change_subscription(
             }
             (other, _) => {
                 return Err(ApiError::not_found(format!(
-                    "no action `{other}`: use approve, suspend, resume or cancel"
+                    "no action `{other}`: use approve, suspend, resume, cancel or change"
                 )));
             }
         };
+        if next == Active && sub.started_at.is_none() {
+            sub.started_at = Some(rfc3339(now));
+        }
+        if next == Cancelled && sub.started_at.is_some() {
+            sub.ended_at = Some(rfc3339(now));
+        }
         sub.status = next;
         after = Some(sub.clone());
         Ok(())

@@ -25,6 +25,10 @@ pub struct Developer {
     /// A blocked developer's apps are refused (403).
     #[serde(default, skip_serializing_if = "is_false")]
     pub blocked: bool,
+    /// The developer's customer id at the payment provider (e.g. Stripe `cus_…`): the
+    /// customer of their apps' usage records in usage exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_customer: Option<String>,
 }
 
 /// A client application, identified at the gateway by its credentials.

@@ -24,7 +24,7 @@ pub use document::{
 pub use entity::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
 pub use identity::{App, AppKey, BasicCredential, Developer};
 pub use policy::Policy;
-pub use product::{Approval, Product, Subscription, SubscriptionStatus};
+pub use product::{Approval, PastPlan, Product, Subscription, SubscriptionStatus};
 pub use source::{ConfigError, Located, SourceMap, parse_document};
 pub use units::{ByteSize, Duration};
 pub use validate::{FieldError, validate};

@@ -109,9 +109,41 @@ pub struct Subscription {
     pub plan: String,
     #[serde(default, skip_serializing_if = "is_default")]
     pub status: SubscriptionStatus,
+    /// When billing began (RFC 3339): set when the subscription becomes active. A
+    /// subscription without it is billed as if it had started before any period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// When it was cancelled (RFC 3339); billing stops there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// The plans it had before `plan`, oldest first, each with the moment it ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PastPlan>,
+}
+
+/// A plan a subscription had before, until a plan change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PastPlan {
+    pub plan: String,
+    /// The moment the next plan took over (RFC 3339).
+    pub until: String,
 }
 
 impl Subscription {
+    /// A new subscription to `plan`, with nothing dated yet.
+    pub fn new(app: &str, product: &str, plan: &str, status: SubscriptionStatus) -> Self {
+        Subscription {
+            app: app.to_string(),
+            product: product.to_string(),
+            plan: plan.to_string(),
+            status,
+            started_at: None,
+            ended_at: None,
+            history: Vec::new(),
+        }
+    }
+
     /// The subscription's name in the store and the admin API: `app:product`.
     pub fn key(&self) -> String {
         format!("{}:{}", self.app, self.product)

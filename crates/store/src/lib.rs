@@ -19,7 +19,7 @@ pub use error::StoreError;
 pub use invoices::InvoiceRow;
 pub use store::{Backend, ChangeRecord, Store};
 pub use tokens::TokenRecord;
-pub use usage::UsageTotal;
+pub use usage::{UsageHour, UsageTotal};
 
 /// Current time as RFC 3339 text, the form every timestamp column holds.
 pub fn now_rfc3339() -> String {

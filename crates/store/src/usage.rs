@@ -88,3 +88,45 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// Usage of one subscription in one hour, all nodes added up.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct UsageHour {
+    pub subscription: String,
+    /// The hour's first minute (Unix minutes).
+    pub hour: i64,
+    pub requests: u64,
+    pub billable: u64,
+}
+
+impl Store {
+    /// Usage per subscription and hour, for minutes in `[from, to)` (Unix minutes), ordered
+    /// by subscription and hour.
+    pub async fn usage_hours(&self, from: i64, to: i64) -> Result<Vec<UsageHour>, StoreError> {
+        let rows = with_pool!(self, p => {
+            sqlx::query(
+                "SELECT subscription, CAST((minute / 60) * 60 AS BIGINT) AS hour, \
+                 CAST(SUM(requests) AS BIGINT), CAST(SUM(billable) AS BIGINT) \
+                 FROM usage_minutes WHERE minute >= $1 AND minute < $2 \
+                 GROUP BY subscription, hour ORDER BY subscription, hour",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await
+            .context("reading hourly usage")?
+            .into_iter()
+            .map(|r| {
+                Ok::<_, sqlx::Error>(UsageHour {
+                    subscription: r.try_get(0)?,
+                    hour: r.try_get(1)?,
+                    requests: u64::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                    billable: u64::try_from(r.try_get::<i64, _>(3)?).unwrap_or(0),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading hourly usage")?
+        });
+        Ok(rows)
+    }
+}

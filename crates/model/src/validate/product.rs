@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::{Errors, is_slug, traffic};
 use crate::document::Document;
+use crate::product::Subscription;
 use crate::traffic::LimitBy;
 
 pub(super) fn check_products(doc: &Document, errs: &mut Errors) {
@@ -113,12 +114,27 @@ pub(super) fn check_products(doc: &Document, errs: &mut Errors) {
                 format!("{path}.product"),
                 format!("product `{}` does not exist", s.product),
             ),
-            Some(p) if !p.plans.iter().any(|pl| pl.name == s.plan) => errs.push(
-                format!("{path}.plan"),
-                format!("product `{}` has no plan `{}`", s.product, s.plan),
-            ),
-            Some(_) => {}
+            Some(p) => {
+                if !p.plans.iter().any(|pl| pl.name == s.plan) {
+                    errs.push(
+                        format!("{path}.plan"),
+                        format!("product `{}` has no plan `{}`", s.product, s.plan),
+                    );
+                }
+                for (j, past) in s.history.iter().enumerate() {
+                    if !p.plans.iter().any(|pl| pl.name == past.plan) {
+                        errs.push(
+                            format!("{path}.history[{j}].plan"),
+                            format!(
+                                "product `{}` has no plan `{}`: a plan a subscription was billed on stays in the product",
+                                s.product, past.plan
+                            ),
+                        );
+                    }
+                }
+            }
         }
+        check_dates(s, &path, errs);
         if !keys.insert(s.key()) {
             errs.push(
                 path,
@@ -128,5 +144,42 @@ pub(super) fn check_products(doc: &Document, errs: &mut Errors) {
                 ),
             );
         }
+    }
+}
+
+fn rfc3339(t: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// A subscription's dates parse and follow each other: start, plan changes, end.
+fn check_dates(s: &Subscription, path: &str, errs: &mut Errors) {
+    let mut stamps: Vec<(String, &str)> = Vec::new();
+    if let Some(t) = &s.started_at {
+        stamps.push(("started_at".to_string(), t));
+    }
+    for (j, past) in s.history.iter().enumerate() {
+        stamps.push((format!("history[{j}].until"), &past.until));
+    }
+    if let Some(t) = &s.ended_at {
+        stamps.push(("ended_at".to_string(), t));
+    }
+    let mut last: Option<(time::OffsetDateTime, String)> = None;
+    for (field, t) in stamps {
+        let Some(at) = rfc3339(t) else {
+            errs.push(
+                format!("{path}.{field}"),
+                format!("`{t}` is not an RFC 3339 time such as 2026-11-15T00:00:00Z"),
+            );
+            continue;
+        };
+        if let Some((before, name)) = &last
+            && at < *before
+        {
+            errs.push(
+                format!("{path}.{field}"),
+                format!("`{t}` is before {name}: start, plan changes and end follow each other"),
+            );
+        }
+        last = Some((at, field));
     }
 }

@@ -53,6 +53,7 @@ fn sealed_values(doc: &Document) -> Vec<String> {
         }
     }
     out.extend(doc.certificates.iter().map(|c| c.key.clone()));
+    out.extend(doc.webhooks.iter().map(|w| w.secret.clone()));
     out.extend(
         doc.upstreams
             .iter()
@@ -127,6 +128,9 @@ pub fn seal(
     let stored_sealed = sealed_values(stored);
     for c in &mut doc.certificates {
         seal_value(&mut c.key, &stored_sealed, secrets)?;
+    }
+    for w in &mut doc.webhooks {
+        seal_value(&mut w.secret, &stored_sealed, secrets)?;
     }
     for u in &mut doc.upstreams {
         if let Some(k) = &mut u.tls.client_key {

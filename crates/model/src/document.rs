@@ -33,6 +33,8 @@ pub struct Document {
     pub products: Vec<crate::product::Product>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<crate::product::Subscription>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::webhook::Webhook>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub settings: Settings,
 }
@@ -150,6 +152,11 @@ impl Document {
         for s in &stored.subscriptions {
             if !self.subscriptions.iter().any(|m| m.key() == s.key()) {
                 out.subscriptions.push(s.clone());
+            }
+        }
+        for w in &stored.webhooks {
+            if !self.webhooks.iter().any(|m| m.name == w.name) {
+                out.webhooks.push(w.clone());
             }
         }
         if self.settings == Settings::default() {

@@ -25,6 +25,7 @@ pub enum EntityKind {
     Certificate,
     Product,
     Subscription,
+    Webhook,
 }
 
 impl EntityKind {
@@ -40,6 +41,7 @@ impl EntityKind {
             EntityKind::Certificate => "certificate",
             EntityKind::Product => "product",
             EntityKind::Subscription => "subscription",
+            EntityKind::Webhook => "webhook",
         }
     }
 
@@ -55,6 +57,7 @@ impl EntityKind {
             "certificate" => EntityKind::Certificate,
             "product" => EntityKind::Product,
             "subscription" => EntityKind::Subscription,
+            "webhook" => EntityKind::Webhook,
             _ => return None,
         })
     }
@@ -234,6 +237,9 @@ impl EntitySet {
                 to_value(s),
             );
         }
+        for w in &doc.webhooks {
+            set.insert(EntityKey::new(EntityKind::Webhook, &w.name), to_value(w));
+        }
         EntitySet(set)
     }
 
@@ -278,6 +284,9 @@ impl EntitySet {
                 EntityKind::Subscription => doc
                     .subscriptions
                     .push(crate::product::Subscription::deserialize(body).map_err(bad)?),
+                EntityKind::Webhook => doc
+                    .webhooks
+                    .push(crate::webhook::Webhook::deserialize(body).map_err(bad)?),
             }
         }
         for api in &mut doc.apis {

@@ -15,6 +15,7 @@ pub mod source;
 pub mod traffic;
 pub mod units;
 pub mod validate;
+pub mod webhook;
 
 pub use document::{
     ActiveHealth, Api, Balance, Certificate, Document, HashOn, Health, PassiveHealth, Route,
@@ -28,3 +29,4 @@ pub use product::{Approval, PastPlan, Product, Subscription, SubscriptionStatus}
 pub use source::{ConfigError, Located, SourceMap, parse_document};
 pub use units::{ByteSize, Duration};
 pub use validate::{FieldError, validate};
+pub use webhook::Webhook;

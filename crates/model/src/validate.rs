@@ -195,6 +195,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
     product::check_products(doc, &mut errs);
+    product::check_webhooks(doc, &mut errs);
     check_tls(doc, &mut errs);
     errs.0
 }

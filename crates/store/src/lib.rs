@@ -10,6 +10,7 @@
 mod error;
 mod invoices;
 mod migrate;
+mod notify;
 mod quota;
 mod store;
 mod tokens;
@@ -17,6 +18,7 @@ mod usage;
 
 pub use error::StoreError;
 pub use invoices::InvoiceRow;
+pub use notify::{Attempt, CreditEntry, Delivery, Notice};
 pub use store::{Backend, ChangeRecord, Store};
 pub use tokens::TokenRecord;
 pub use usage::{UsageHour, UsageTotal};

@@ -104,7 +104,197 @@ contract!(
     quota_counters_add_up_and_stay_in_their_period,
     usage_rows_are_absolute_per_node_and_add_up_across_nodes,
     an_invoice_run_replaces_its_period_only,
+    webhook_deliveries_are_queued_once_and_claimed_by_one_worker,
+    notices_are_stored_once_and_credit_debits_are_replaced_per_period,
+    hourly_usage_adds_up_minutes_and_nodes,
 );
+
+fn delivery(id: &str, dedupe: &str, at: i64) -> tollgate_store::Delivery {
+    tollgate_store::Delivery {
+        id: id.into(),
+        webhook: "billing".into(),
+        event: "invoice.finalized".into(),
+        dedupe: dedupe.into(),
+        body: "{}".into(),
+        created_at: at,
+        attempts: 0,
+        next_attempt_at: at,
+        status: "pending".into(),
+        last_error: None,
+    }
+}
+
+async fn webhook_deliveries_are_queued_once_and_claimed_by_one_worker(store: Store) {
+    use tollgate_store::Attempt;
+    let queued = store
+        .enqueue_deliveries(&[delivery("d1", "x", 100), delivery("d2", "y", 100)])
+        .await
+        .unwrap();
+    assert_eq!(queued, 2);
+    // The same event raised again (another node, a re-run) queues nothing.
+    let again = store
+        .enqueue_deliveries(&[delivery("d3", "x", 101)])
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    assert!(store.claim_deliveries(99, 30, 10).await.unwrap().is_empty());
+    let first = store.claim_deliveries(100, 30, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // A claimed delivery is not handed out again while its lease runs.
+    let second = store.claim_deliveries(100, 30, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].id, second[0].id);
+    assert!(
+        store
+            .claim_deliveries(120, 30, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish_delivery(&first[0].id, &Attempt::Delivered)
+        .await
+        .unwrap();
+    store
+        .finish_delivery(
+            &second[0].id,
+            &Attempt::Retry {
+                at: 200,
+                error: "503".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // The lease ran out: only the retried one comes back, at its retry time.
+    assert!(
+        store
+            .claim_deliveries(150, 30, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retried = store.claim_deliveries(200, 30, 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].attempts, 1);
+    assert_eq!(retried[0].last_error.as_deref(), Some("503"));
+    store
+        .finish_delivery(
+            &retried[0].id,
+            &Attempt::GaveUp {
+                error: "gone".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let failed = store.deliveries(Some("failed"), 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(store.deliveries(None, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store.deliveries(Some("delivered"), 10).await.unwrap().len(),
+        1
+    );
+}
+
+async fn notices_are_stored_once_and_credit_debits_are_replaced_per_period(store: Store) {
+    let notice = |id: &str, dev: &str, at: i64| tollgate_store::Notice {
+        id: id.into(),
+        developer: dev.into(),
+        app: "web".into(),
+        kind: "quota.warning".into(),
+        message: "80%".into(),
+        body: "{}".into(),
+        created_at: at,
+    };
+    assert!(
+        store
+            .add_notice(&notice("n1", "a@x.test", 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_notice(&notice("n1", "a@x.test", 2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_notice(&notice("n2", "a@x.test", 3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_notice(&notice("n3", "b@x.test", 4))
+            .await
+            .unwrap()
+    );
+    let mine = store.notices(Some("a@x.test"), None, 10).await.unwrap();
+    assert_eq!(
+        mine.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["n2", "n1"]
+    );
+    assert_eq!(store.notices(None, Some("web"), 10).await.unwrap().len(), 3);
+
+    let entry = |id: &str, period: &str, kind: &str, amount: &str| tollgate_store::CreditEntry {
+        id: id.into(),
+        subscription: "web:orders".into(),
+        period: period.into(),
+        kind: kind.into(),
+        amount: amount.into(),
+        note: String::new(),
+        created_at: if kind == "topup" { 10 } else { 20 },
+    };
+    store
+        .add_credit(&entry("t1", "2026-10", "topup", "100.00"))
+        .await
+        .unwrap();
+    store
+        .replace_invoice_debits("2026-10", &[entry("i1", "2026-10", "invoice", "-30.00")])
+        .await
+        .unwrap();
+    store
+        .replace_invoice_debits("2026-10", &[entry("i2", "2026-10", "invoice", "-35.00")])
+        .await
+        .unwrap();
+    let all = store.credit_entries(Some("web:orders")).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.amount.as_str()).collect::<Vec<_>>(),
+        ["100.00", "-35.00"]
+    );
+    assert!(
+        store
+            .credit_entries(Some("other:orders"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn hourly_usage_adds_up_minutes_and_nodes(store: Store) {
+    let row = |s: &str, m: i64, r: u64, b: u64| (s.to_string(), m, r, b);
+    store
+        .put_usage(
+            "n1",
+            &[
+                row("a:p", 600, 2, 1),
+                row("a:p", 659, 3, 3),
+                row("a:p", 660, 1, 1),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .put_usage("n2", &[row("a:p", 601, 5, 5)])
+        .await
+        .unwrap();
+    let hours = store.usage_hours(0, 10_000).await.unwrap();
+    let got: Vec<_> = hours
+        .iter()
+        .map(|h| (h.hour, h.requests, h.billable))
+        .collect();
+    assert_eq!(got, [(600, 10, 9), (660, 1, 1)]);
+}
 
 async fn an_invoice_run_replaces_its_period_only(store: Store) {
     let row = |id: &str, period: &str, app: &str| tollgate_store::InvoiceRow {

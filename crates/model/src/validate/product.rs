@@ -183,3 +183,63 @@ fn check_dates(s: &Subscription, path: &str, errs: &mut Errors) {
         last = Some((at, field));
     }
 }
+
+/// Webhooks: unique names, a URL Tollgate may call, known events, a real secret.
+pub(super) fn check_webhooks(doc: &Document, errs: &mut Errors) {
+    let mut names = HashSet::new();
+    for (i, w) in doc.webhooks.iter().enumerate() {
+        let path = format!("webhooks[{i}]");
+        if !is_slug(&w.name) {
+            errs.push(
+                format!("{path}.name"),
+                format!("`{}` is not a valid webhook name", w.name),
+            );
+        } else if !names.insert(w.name.as_str()) {
+            errs.push(
+                format!("{path}.name"),
+                format!("webhook `{}` is defined twice", w.name),
+            );
+        }
+        match w.url.parse::<http::Uri>() {
+            Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {}
+            Ok(u)
+                if u.scheme_str() == Some("http")
+                    && u.host().is_some_and(|h| {
+                        h == "localhost" || h.starts_with("127.") || h == "[::1]"
+                    }) => {}
+            Ok(u) if u.scheme_str() == Some("http") => errs.push(
+                format!("{path}.url"),
+                "plain http is only allowed to a loopback address: use https",
+            ),
+            _ => errs.push(
+                format!("{path}.url"),
+                format!("`{}` is not an absolute https:// URL", w.url),
+            ),
+        }
+        if w.events.is_empty() {
+            errs.push(format!("{path}.events"), "name at least one event, or `*`");
+        }
+        for (j, e) in w.events.iter().enumerate() {
+            if e != "*" && !crate::webhook::EVENTS.contains(&e.as_str()) {
+                errs.push(
+                    format!("{path}.events[{j}]"),
+                    format!(
+                        "`{e}` is not an event: use {} or `*`",
+                        crate::webhook::EVENTS.join(", ")
+                    ),
+                );
+            }
+        }
+        if !is_sealed(&w.secret) && w.secret.chars().count() < 16 {
+            errs.push(
+                format!("{path}.secret"),
+                "a signing secret needs at least 16 characters",
+            );
+        }
+    }
+}
+
+/// A sealed value (written by Tollgate itself) stands for a secret already checked.
+fn is_sealed(v: &str) -> bool {
+    v.starts_with("sealed:")
+}

@@ -15,12 +15,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tollgate_model::{Document, Subscription, SubscriptionStatus};
 use tollgate_pricing::format_cents;
-use tollgate_store::InvoiceRow;
+use tollgate_store::{CreditEntry, InvoiceRow};
 
 use crate::AdminState;
 use crate::billing;
 use crate::config::current_document;
 use crate::export;
+use crate::notify;
 use crate::problem::ApiError;
 use crate::usage::month_minutes;
 
@@ -33,9 +34,12 @@ pub fn routes() -> Router<Arc<AdminState>> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
-pub struct PeriodQuery {
+pub struct RunQuery {
     /// A calendar month, `YYYY-MM` (UTC).
     period: String,
+    /// Finalize a month that has not ended yet (a month that has ended is always final).
+    #[serde(default)]
+    finalize: bool,
 }
 
 fn invoice_id(period: &str, app: &str, product: &str) -> String {
@@ -117,12 +121,21 @@ fn rfc3339(t: i64) -> String {
 /// suspended, or cancelled during it), each plan it had priced on the billable requests
 /// metered while it had it (all nodes). Replaces the invoices stored for that period; the
 /// same usage always gives the same invoices.
-#[utoipa::path(post, path = "/api/invoices/run", params(PeriodQuery), responses((status = 200, description = "The period's invoices"), (status = 400, description = "Bad period")), security(("bearer" = [])))]
+///
+/// Invoices of a month that has ended (or run with `finalize=true`) are `final`: each raises
+/// `invoice.finalized` (once per distinct invoice: an identical re-run raises nothing) and
+/// is debited from prepaid credit. Those of a running month are `draft`.
+#[utoipa::path(post, path = "/api/invoices/run", params(RunQuery), responses((status = 200, description = "The period's invoices"), (status = 400, description = "Bad period")), security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AdminState>>,
-    Query(q): Query<PeriodQuery>,
+    Query(q): Query<RunQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    check_period(&q.period)?;
+    let (_, to) = check_period(&q.period)?;
+    let status = if q.finalize || to * 60 <= notify::now() {
+        "final"
+    } else {
+        "draft"
+    };
     let (_, set) = state.store.load().await?;
     let doc = current_document(&set)?;
     let mut subs: Vec<_> = doc
@@ -134,12 +147,27 @@ pub async fn run(
     subs.sort_by(|a, b| (&a.app, &a.product).cmp(&(&b.app, &b.product)));
     let mut rows = Vec::new();
     let mut invoices = Vec::new();
+    let mut debits = Vec::new();
     for s in subs {
-        let Some(body) = invoice_for(&state, &doc, s, &q.period, None).await? else {
+        let Some(mut body) = invoice_for(&state, &doc, s, &q.period, None).await? else {
             continue;
         };
+        body["status"] = json!(status);
+        let id = invoice_id(&q.period, &s.app, &s.product);
+        if status == "final" && billing::plan(&doc, &s.product, &s.plan).is_some_and(|p| p.prepaid)
+        {
+            debits.push(CreditEntry {
+                id: format!("deb_{id}"),
+                subscription: s.key(),
+                period: q.period.clone(),
+                kind: "invoice".to_string(),
+                amount: format!("-{}", body["total"].as_str().unwrap_or("0")),
+                note: format!("invoice {id}"),
+                created_at: notify::now(),
+            });
+        }
         rows.push(InvoiceRow {
-            id: invoice_id(&q.period, &s.app, &s.product),
+            id,
             period: q.period.clone(),
             app: s.app.clone(),
             product: s.product.clone(),
@@ -148,8 +176,43 @@ pub async fn run(
         invoices.push(body);
     }
     state.store.replace_invoices(&q.period, &rows).await?;
-    tracing::info!(period = %q.period, invoices = rows.len(), "invoices computed");
-    Ok(Json(json!({ "period": q.period, "invoices": invoices })))
+    if status == "final" {
+        state
+            .store
+            .replace_invoice_debits(&q.period, &debits)
+            .await?;
+        for inv in &invoices {
+            let digest = hex::encode(Sha256::digest(inv.to_string().as_bytes()));
+            let app = inv["app"].as_str().unwrap_or_default().to_string();
+            notify::raise(
+                &state,
+                &doc,
+                notify::Event {
+                    kind: "invoice.finalized",
+                    key: format!(
+                        "{}|{}",
+                        inv["id"].as_str().unwrap_or_default(),
+                        &digest[..16]
+                    ),
+                    message: format!(
+                        "Invoice {} for {} of app `{app}` on product `{}`: {} {}",
+                        inv["id"].as_str().unwrap_or_default(),
+                        q.period,
+                        inv["product"].as_str().unwrap_or_default(),
+                        inv["total"].as_str().unwrap_or_default(),
+                        inv["currency"].as_str().unwrap_or_default()
+                    ),
+                    data: inv.clone(),
+                    notice: Some(notify::Audience { app }),
+                },
+            )
+            .await?;
+        }
+    }
+    tracing::info!(period = %q.period, invoices = rows.len(), status, "invoices computed");
+    Ok(Json(
+        json!({ "period": q.period, "status": status, "invoices": invoices }),
+    ))
 }
 
 fn parse(row: &InvoiceRow) -> Result<Value, ApiError> {

@@ -11,9 +11,11 @@ mod cache;
 mod collections;
 mod config;
 mod control;
+mod credit;
 mod export;
 mod identities;
 mod invoices;
+mod notify;
 mod openapi;
 mod pricing;
 mod problem;
@@ -34,6 +36,8 @@ use tollgate_store::Store;
 pub use auth::{Role, generate_token, hash_token};
 pub use config::{ApplyOutcome, apply_config};
 pub use control::{SyncError, sync_from_store};
+pub use credit::spawn_credit_watch;
+pub use notify::{deliver_due, signature, spawn_quota_notices, spawn_webhook_worker};
 pub use problem::ApiError;
 
 /// Shared state of the admin listener.
@@ -78,6 +82,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(usage::routes())
         .merge(invoices::routes())
         .merge(export::routes())
+        .merge(notify::routes())
+        .merge(credit::routes())
         .merge(subscriptions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    auth, cache, collections, config, export, identities, invoices, pricing, subscriptions, usage,
+    auth, cache, collections, config, credit, export, identities, invoices, notify, pricing,
+    subscriptions, usage,
 };
 
 #[derive(OpenApi)]
@@ -26,12 +27,12 @@ use crate::{
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
         usage::usage,
-        invoices::run, invoices::list, invoices::show, invoices::simulate, export::usage_export,
+        invoices::run, invoices::list, invoices::show, invoices::simulate, export::usage_export, notify::notices, notify::deliveries, credit::show_credit, credit::add_credit,
         subscriptions::list_products, subscriptions::get_product, subscriptions::put_product, subscriptions::delete_product,
         subscriptions::list_subscriptions, subscriptions::get_subscription, subscriptions::create_subscription,
         subscriptions::change_subscription, subscriptions::delete_subscription,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription, subscriptions::PlanChange)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription, subscriptions::PlanChange, credit::TopUp)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

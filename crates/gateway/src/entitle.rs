@@ -90,7 +90,7 @@ impl Entitlement {
                             shared,
                             used,
                         )
-                        .map(Arc::new)
+                        .map(|l| Arc::new(l.of_plan(&product.name, &plan.name)))
                     })
                     .clone();
                 Access::Active(Entitled {

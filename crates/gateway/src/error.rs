@@ -55,6 +55,9 @@ pub enum ProxyError {
     Unauthenticated { detail: String, challenge: String },
     #[error("{0}")]
     Forbidden(String),
+    /// A prepaid subscription's credit is spent.
+    #[error("{0}")]
+    CreditExhausted(String),
     #[error("the authentication service could not be reached")]
     AuthServiceUnavailable,
     #[error("the request is not allowed by this API's CORS rules")]
@@ -92,6 +95,7 @@ impl ProxyError {
             ProxyError::IpDenied => StatusCode::FORBIDDEN,
             ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) | ProxyError::CorsRejected => StatusCode::FORBIDDEN,
+            ProxyError::CreditExhausted(_) => StatusCode::PAYMENT_REQUIRED,
             ProxyError::AuthServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -123,6 +127,7 @@ impl ProxyError {
             | ProxyError::BadBody
             | ProxyError::Unauthenticated { .. }
             | ProxyError::Forbidden(_)
+            | ProxyError::CreditExhausted(_)
             | ProxyError::CorsRejected
             | ProxyError::RateLimited(_)
             | ProxyError::QuotaExceeded(..) => Side::Downstream,
@@ -163,6 +168,7 @@ impl ProxyError {
             ProxyError::AggregatePart { .. } => "aggregate-part-failed",
             ProxyError::Unauthenticated { .. } => "unauthenticated",
             ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::CreditExhausted(_) => "credit-exhausted",
             ProxyError::AuthServiceUnavailable => "auth-service-unavailable",
             ProxyError::CorsRejected => "cors-rejected",
             ProxyError::RateLimited(_) => "rate-limited",

@@ -83,3 +83,19 @@ pub async fn post_form(url: &str, authorization: &str, body: String) -> Result<B
         .map_err(|e| e.to_string())?;
     send(req).await
 }
+
+/// POST a JSON body with extra headers (webhook deliveries). Any non-2xx answer is an error.
+pub async fn post_json(url: &str, headers: &[(&str, String)], body: String) -> Result<(), String> {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, "Tollgate-Webhooks/1");
+    for (name, value) in headers {
+        req = req.header(*name, value);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    send(req).await.map(|_| ())
+}

@@ -34,6 +34,90 @@ pub struct LimitsShared {
     pub quotas: Arc<Quotas>,
     /// Cluster limits; set once at start when the node has `--redis`.
     pub redis: OnceLock<Arc<RedisLimits>>,
+    /// Where plan quotas report reaching 80% and 100%.
+    pub notices: QuotaNotices,
+}
+
+/// A subscribed app's plan quota reached a threshold (80 or 100 percent) in a period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaNotice {
+    pub app: String,
+    pub product: String,
+    pub plan: String,
+    /// `2026-11` or `2026-11-26`.
+    pub period: String,
+    pub percent: u8,
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// Thresholds reached and not yet reported, handed to whoever listens (the binary raises
+/// notices and webhooks from them). Each threshold of a counter and period is handed over
+/// once per node; the store makes it once per cluster.
+#[derive(Default)]
+pub struct QuotaNotices {
+    sent: Mutex<std::collections::HashSet<(String, Arc<str>, u8)>>,
+    tx: OnceLock<tokio::sync::mpsc::Sender<QuotaNotice>>,
+}
+
+/// The threshold `used` of `limit` has reached: 100, 80, or none.
+fn threshold(used: u64, limit: u64) -> Option<u8> {
+    if used >= limit {
+        Some(100)
+    } else if used.saturating_mul(5) >= limit.saturating_mul(4) {
+        Some(80)
+    } else {
+        None
+    }
+}
+
+/// Thresholds remembered per node before the memory is cleared (and reports repeat, which
+/// the store then ignores).
+const MAX_SENT: usize = 1 << 16;
+
+impl QuotaNotices {
+    /// Starts listening: thresholds reached from now on arrive on the answered receiver.
+    pub fn subscribe(&self) -> Option<tokio::sync::mpsc::Receiver<QuotaNotice>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        self.tx.set(tx).ok().map(|()| rx)
+    }
+
+    fn observe(
+        &self,
+        counter: &str,
+        period: Arc<str>,
+        percent: u8,
+        used: u64,
+        q: &CompiledQuota,
+        app: &str,
+    ) {
+        let Some(plan) = &q.plan else { return };
+        let Some(tx) = self.tx.get() else { return };
+        let key = (counter.to_string(), period.clone(), percent);
+        {
+            let mut sent = lock(&self.sent);
+            if sent.contains(&key) {
+                return;
+            }
+            if sent.len() >= MAX_SENT {
+                sent.clear();
+            }
+            sent.insert(key.clone());
+        }
+        let notice = QuotaNotice {
+            app: app.to_string(),
+            product: plan.0.clone(),
+            plan: plan.1.clone(),
+            period: period.to_string(),
+            percent,
+            used: used.min(q.limit),
+            limit: q.limit,
+        };
+        if tx.try_send(notice).is_err() {
+            // Not handed over: let a later request try again.
+            lock(&self.sent).remove(&key);
+        }
+    }
 }
 
 impl std::fmt::Debug for LimitsShared {
@@ -112,6 +196,8 @@ struct CompiledQuota {
     period: Period,
     limit: u64,
     name: String,
+    /// `(product, plan)` for a plan's quota: reaching 80% and 100% is reported.
+    plan: Option<(String, String)>,
 }
 
 /// Rejection counters of one route, resolved at compile time.
@@ -155,6 +241,14 @@ fn quota_and_window(limit: u64, window: Duration) -> (u64, u64) {
 }
 
 impl RouteLimits {
+    /// Marks these as a plan's limits: its quota reports reaching 80% and 100%.
+    pub fn of_plan(mut self, product: &str, plan: &str) -> Self {
+        for q in &mut self.quotas {
+            q.plan = Some((product.to_string(), plan.to_string()));
+        }
+        self
+    }
+
     /// Compiles the rate limits and quotas of the narrowest scope that has any of each.
     /// The locations name those scopes: they identify the counters, so every route that
     /// takes its limits from one place shares them.
@@ -239,6 +333,7 @@ impl RouteLimits {
                     period,
                     limit: q.limit,
                     name,
+                    plan: None,
                 }
             })
             .collect();
@@ -378,7 +473,25 @@ pub async fn admit(
     }
     let counter = |q: &CompiledQuota| format!("{}|{}", q.id, key_for(&q.by, identity, ip, headers));
     for (i, q) in limits.quotas.iter().enumerate() {
-        match shared.quotas.check(counter(q), q.period, q.limit) {
+        let c = counter(q);
+        let watched = q.plan.is_some().then(|| c.clone());
+        let verdict = shared.quotas.check(c, q.period, q.limit);
+        if let (Some(c), Some(app)) = (watched, &identity.app) {
+            let used = match verdict {
+                QuotaVerdict::Allowed { remaining, .. } => q.limit - remaining.min(q.limit),
+                QuotaVerdict::Exceeded { .. } => q.limit,
+            };
+            if let Some(reached) = threshold(used, q.limit) {
+                // A jump past both (counts from other nodes) reports both, in order.
+                let period = shared.quotas.period_label(q.period);
+                for percent in [80, 100].into_iter().filter(|p| *p <= reached) {
+                    shared
+                        .notices
+                        .observe(&c, period.clone(), percent, used, q, &app.name);
+                }
+            }
+        }
+        match verdict {
             QuotaVerdict::Allowed { remaining, reset } => item(&q.name, remaining, reset),
             QuotaVerdict::Exceeded { reset } => {
                 give_back(&passed, shared).await;

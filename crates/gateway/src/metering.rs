@@ -64,6 +64,8 @@ pub struct Meter {
     counts: Mutex<HashMap<(Arc<str>, i64), Count>>,
     store: OnceLock<Arc<dyn UsageStore>>,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Prepaid subscriptions whose credit is spent: their calls are refused (402).
+    stopped: arc_swap::ArcSwap<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -79,6 +81,7 @@ impl Default for Meter {
             counts: Mutex::new(HashMap::new()),
             store: OnceLock::new(),
             flush_lock: tokio::sync::Mutex::new(()),
+            stopped: arc_swap::ArcSwap::default(),
         }
     }
 }
@@ -92,6 +95,19 @@ fn now_minute() -> i64 {
 }
 
 impl Meter {
+    /// Replaces the set of subscriptions whose prepaid credit is spent.
+    pub fn set_credit_spent(&self, subscriptions: std::collections::HashSet<String>) {
+        if **self.stopped.load() != subscriptions {
+            self.stopped.store(Arc::new(subscriptions));
+        }
+    }
+
+    /// Whether a subscription's prepaid credit is spent.
+    pub fn credit_spent(&self, subscription: &str) -> bool {
+        let stopped = self.stopped.load();
+        !stopped.is_empty() && stopped.contains(subscription)
+    }
+
     /// Connects the store; `node` names this process (unique per start).
     pub fn attach(&self, node: String, store: Arc<dyn UsageStore>) {
         let _ = self.node.set(node);

@@ -310,6 +310,12 @@ async fn proxy(
 
     if let Some(entitlement) = &route.entitlement {
         let entitled = entitlement.check(&identity)?;
+        if gw.meter.credit_spent(&entitled.subscription) {
+            return Err(ProxyError::CreditExhausted(format!(
+                "the prepaid credit of subscription `{}` is spent; add credit to continue",
+                entitled.subscription
+            )));
+        }
         outcome.metered = Some((entitled.subscription.clone(), entitled.billable));
         if let Some(plan) = &entitled.limits {
             let admitted =

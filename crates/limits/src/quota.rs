@@ -203,6 +203,13 @@ impl Quotas {
     }
 
     /// Takes back one request counted by [`Quotas::check`] that was refused later.
+    /// The label of the current `period` (`2026-11-26`, `2026-11`).
+    pub fn period_label(&self, period: Period) -> Arc<str> {
+        self.calendar_now(OffsetDateTime::now_utc())
+            .label(period)
+            .clone()
+    }
+
     pub fn refund(&self, counter: &str, period: Period) {
         let cal = self.calendar.load();
         let key = (counter.to_string(), cal.label(period).clone());

@@ -62,6 +62,10 @@ pub struct Plan {
     pub quota: Option<Quota>,
     #[serde(default = "free", skip_serializing_if = "is_free")]
     pub price: Price,
+    /// Calls need prepaid credit: when a subscription's credit is spent (this month's
+    /// charges so far reach it), its calls are refused with 402 until credit is added.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub prepaid: bool,
     /// Answers that count as billable usage, by status class (default: `[2xx]`).
     #[serde(
         default = "default_billable",

@@ -6,17 +6,20 @@
 //!   directory, admin token and captured logs.
 //! * [`Client`] / [`Reply`]: a keep-alive HTTP client returning whole responses.
 //! * [`WsClient`]: a WebSocket client.
+//! * [`HookReceiver`]: records webhook calls (headers and body).
 //! * [`admin_put_yaml`] and [`wait_until`]: small helpers.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 mod client;
+mod hooks;
 mod node;
 mod upstream;
 mod ws;
 
 pub use client::{Client, Reply};
+pub use hooks::{Hook, HookReceiver};
 pub use node::{Node, NodeOptions, admin_put_yaml, free_addr};
 pub use upstream::{MockUpstream, RecordedRequest};
 pub use ws::{Message, WsClient};

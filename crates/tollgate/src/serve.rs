@@ -300,6 +300,13 @@ async fn serve(
         .attach(meter_node, Arc::new(UsageRows(store.clone())));
     let usage_flusher = gateway.meter.spawn_flusher(USAGE_FLUSH);
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
+    let quota_notices = gateway
+        .limits
+        .notices
+        .subscribe()
+        .map(|rx| tollgate_admin::spawn_quota_notices(state.clone(), rx));
+    let webhook_worker = tollgate_admin::spawn_webhook_worker(state.clone());
+    let credit_watch = tollgate_admin::spawn_credit_watch(state.clone());
     sync_from_store(&store, &gateway)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -424,6 +431,11 @@ async fn serve(
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
     background.abort();
+    webhook_worker.abort();
+    credit_watch.abort();
+    if let Some(t) = quota_notices {
+        t.abort();
+    }
     quota_flusher.abort();
     if let Err(e) = gateway.limits.quotas.flush().await {
         tracing::warn!(error = %e, "quota counters of the last second were not saved");

@@ -533,3 +533,456 @@ async fn subscriptions_move_through_their_lifecycle_over_rest() {
     let products = node.admin_get("/api/products").await.unwrap().json();
     assert_eq!(products["products"][0]["plans"][1]["approval"], "manual");
 }
+
+/// The current month, `YYYY-MM`, as the node's clock has it.
+fn this_month() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Checks `Tollgate-Signature` of a received webhook against the secret.
+fn signed_by(hook: &Hook, secret: &str) -> bool {
+    let Some(sig) = hook.headers.get("tollgate-signature") else {
+        return false;
+    };
+    let Some(t) = sig
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    (now - t).abs() < 300 && *sig == tollgate_admin::signature(secret, t, &hook.body)
+}
+
+fn billing_config(m: &MockUpstream, hooks: &HookReceiver, events: &str) -> String {
+    format!(
+        r#"format_version: 1
+upstreams:
+{}apis:
+  - name: orders
+    policies: [{{ key_auth: {{}} }}]
+    versions:
+      - version: v2
+        upstream: svc
+        routes: [{{ path: /v2 }}]
+products:
+  - name: orders
+    apis: [orders@v2]
+    plans:
+      - name: basic
+        price: {{ base_fee: 62.00, setup_fee: 5.00 }}
+      - name: pro
+        price: {{ base_fee: 31.00 }}
+      - name: small
+        quota: {{ limit: 5, period: month }}
+        price: {{ metered: {{ model: per_unit, unit_price: 0.10 }} }}
+      - name: tiny
+        quota: {{ limit: 2, period: month }}
+      - name: prepaid
+        prepaid: true
+        price: {{ metered: {{ model: per_unit, unit_price: 1.00 }} }}
+developers:
+  - {{ email: dev@example.test, billing_customer: cus_TEST123 }}
+apps:
+  - {{ name: one, owner: dev@example.test, keys: [{{ secret: key-one-0123456789 }}] }}
+  - {{ name: two, owner: dev@example.test, keys: [{{ secret: key-two-0123456789 }}] }}
+subscriptions:
+  - app: one
+    product: orders
+    plan: pro
+    started_at: "2026-10-11T00:00:00Z"
+    history: [{{ plan: basic, until: "2026-10-21T00:00:00Z" }}]
+webhooks:
+  - name: billing
+    url: {}
+    events: [{events}]
+    secret: whsec-test-0123456789
+"#,
+        upstream("svc", &[m.url()], ""),
+        hooks.url()
+    )
+}
+
+#[tokio::test]
+async fn a_month_with_a_plan_change_is_billed_per_plan_and_finalized_with_a_signed_webhook() {
+    let m = MockUpstream::start("svc").await;
+    let hooks = HookReceiver::start().await;
+    let node = start(&billing_config(&m, &hooks, "invoice.finalized")).await;
+    // The secret is sealed at rest: the export does not show it.
+    let export = node.admin_get("/api/config").await.unwrap().text();
+    assert!(!export.contains("whsec-test-0123456789"), "{export}");
+
+    let r = node
+        .admin_request("POST", "/api/invoices/run?period=2026-10", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let run = r.json();
+    assert_eq!(run["status"], "final");
+    let inv = &run["invoices"][0];
+    let lines: Vec<(&str, &str)> = inv["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["description"].as_str().unwrap(),
+                l["amount"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // basic from Oct 11 to 21 (10 of 31 days) with its setup fee, then pro (11 of 31 days).
+    assert_eq!(
+        lines,
+        [
+            ("basic: setup fee", "5.00"),
+            ("basic: base fee", "20.00"),
+            ("pro: base fee", "11.00")
+        ],
+        "{inv}"
+    );
+    assert_eq!(inv["total"], "36.00");
+    assert_eq!(inv["plans"].as_array().unwrap().len(), 2);
+
+    // invoice.finalized arrives once, signed; an identical re-run sends nothing new.
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || async {
+            !hooks.received().is_empty()
+        })
+        .await
+    );
+    let hook = hooks.received()[0].clone();
+    assert_eq!(
+        hook.headers.get("tollgate-event").map(String::as_str),
+        Some("invoice.finalized")
+    );
+    assert!(
+        signed_by(&hook, "whsec-test-0123456789"),
+        "{:?}",
+        hook.headers
+    );
+    assert!(!signed_by(&hook, "whsec-test-other-secret"));
+    assert_eq!(hook.json()["data"]["total"], "36.00");
+    assert_eq!(hook.json()["type"], "invoice.finalized");
+    node.admin_request("POST", "/api/invoices/run?period=2026-10", &[], "")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(hooks.received().len(), 1);
+    let delivered = node
+        .admin_get("/api/webhooks/deliveries?status=delivered")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(delivered["deliveries"].as_array().unwrap().len(), 1);
+    let notices = node
+        .admin_get("/api/notices?developer=dev@example.test")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(notices["notices"][0]["kind"], "invoice.finalized");
+
+    // The same invoice as CSV, one row per line.
+    let csv = node
+        .admin_get("/api/invoices?period=2026-10&format=csv")
+        .await
+        .unwrap();
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let rows: Vec<&str> = csv
+        .text()
+        .leak()
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows[0].starts_with("invoice_id,period,app,product,plan,currency,line,"));
+    assert!(
+        rows[1].contains(",basic: setup fee,1,5,5.00,"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[3].ends_with(",36.00"), "{}", rows[3]);
+
+    // The simulator: the same October on basic all along would have cost 47.00.
+    let sim = node
+        .admin_get("/api/simulate?app=one&product=orders&plan=basic&period=2026-10")
+        .await
+        .unwrap();
+    assert_eq!(sim.status, 200, "{}", sim.text());
+    let sim = sim.json();
+    assert_eq!(sim["actual"]["total"], "36.00");
+    assert_eq!(sim["simulated"]["total"], "47.00", "{sim}");
+    assert_eq!(sim["difference"], "11.00");
+    let nope = node
+        .admin_get("/api/simulate?app=one&product=orders&plan=gold&period=2026-10")
+        .await
+        .unwrap();
+    assert_eq!(nope.status, 404);
+}
+
+#[tokio::test]
+async fn plan_changes_over_rest_are_dated_within_the_month_and_enforced_at_once() {
+    let m = MockUpstream::start("svc").await;
+    let hooks = HookReceiver::start().await;
+    let node = start(&billing_config(&m, &hooks, "\"*\"")).await;
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/subscriptions",
+            &[],
+            r#"{"app":"two","product":"orders","plan":"small"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.json()["started_at"].as_str().is_some());
+    let change = |body: &'static str| {
+        let node = &node;
+        async move {
+            node.admin_request("POST", "/api/subscriptions/two:orders/change", &[], body)
+                .await
+                .unwrap()
+        }
+    };
+    let r = change(r#"{"plan":"tiny","effective_at":"2020-01-01T00:00:00Z"}"#).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("current month")
+    );
+    let r = change(r#"{"plan":"tiny","effective_at":"2999-01-01T00:00:00Z"}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["detail"].as_str().unwrap().contains("future"));
+    assert_eq!(change(r#"{"plan":"gold"}"#).await.status, 404);
+    assert_eq!(change(r#"{"plan":"small"}"#).await.status, 409);
+    let r = change(r#"{"plan":"tiny"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["plan"], "tiny");
+    assert_eq!(r.json()["history"][0]["plan"], "small");
+    // The new plan's quota (2 a month) applies to the very next calls.
+    let client = Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = client
+            .get_with(
+                &node.proxy_url("/v2/x"),
+                &[("x-api-key", "key-two-0123456789")],
+            )
+            .await
+            .unwrap();
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+#[tokio::test]
+async fn plan_quotas_notify_at_80_and_100_percent_and_usage_exports_for_stripe() {
+    let m = MockUpstream::start("svc").await;
+    let hooks = HookReceiver::start().await;
+    let yaml = billing_config(&m, &hooks, "quota.warning, quota.exhausted").replace(
+        "webhooks:",
+        "  - { app: two, product: orders, plan: small }\nwebhooks:",
+    );
+    let node = start(&yaml).await;
+    let client = Client::new();
+    let call = || async {
+        client
+            .get_with(
+                &node.proxy_url("/v2/x"),
+                &[("x-api-key", "key-two-0123456789")],
+            )
+            .await
+            .unwrap()
+            .status
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await, 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(hooks.received().is_empty(), "nothing below 80%");
+    assert_eq!(call().await, 200); // 4 of 5: 80%
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || async {
+            hooks.received().len() == 1
+        })
+        .await
+    );
+    assert_eq!(call().await, 200); // 5 of 5: 100%
+    assert_eq!(call().await, 429);
+    assert_eq!(call().await, 429);
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || async {
+            hooks.received().len() >= 2
+        })
+        .await
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = hooks.received();
+    let kinds: Vec<_> = got
+        .iter()
+        .map(|h| h.json()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["quota.warning", "quota.exhausted"]);
+    assert!(got.iter().all(|h| signed_by(h, "whsec-test-0123456789")));
+    assert_eq!(got[0].json()["data"]["used"], 4);
+    assert_eq!(got[0].json()["data"]["limit"], 5);
+    let notices = node.admin_get("/api/notices?app=two").await.unwrap().json();
+    let kinds: Vec<_> = notices["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 2, "{notices}");
+    assert!(kinds.contains(&"quota.warning") && kinds.contains(&"quota.exhausted"));
+
+    // Stripe meter events: this hour's 5 billable calls for the developer's customer id.
+    let month = this_month();
+    let r = node
+        .admin_get(&format!("/api/usage/export?period={month}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let rows: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        rows[0],
+        "identifier,timestamp,event_name,payload_stripe_customer_id,payload_value,payload_subscription"
+    );
+    let values: u64 = rows[1..]
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split(',').collect();
+            assert_eq!(f[2], "api_requests");
+            assert_eq!(f[3], "cus_TEST123");
+            assert_eq!(f[5], "two:orders");
+            f[4].parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(values, 5);
+    let jsonl = node
+        .admin_get(&format!(
+            "/api/usage/export?period={month}&format=stripe-jsonl&event_name=calls"
+        ))
+        .await
+        .unwrap()
+        .text();
+    let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event_name"], "calls");
+    assert_eq!(first["payload"]["stripe_customer_id"], "cus_TEST123");
+    assert_eq!(
+        node.admin_get(&format!("/api/usage/export?period={month}&format=xml"))
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+
+    // Metering reconciles with the request counters: every call of the API, once.
+    let usage = node
+        .admin_get(&format!("/api/usage?app=two&period={month}"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(usage["requests"], 7);
+    assert_eq!(usage["billable"], 5);
+    let metrics = node.admin_get("/metrics").await.unwrap().text();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tollgate_requests_total{") && l.contains("api=\"orders\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(counted, 7, "{metrics}");
+}
+
+#[tokio::test]
+async fn prepaid_credit_stops_calls_when_spent_and_a_top_up_resumes_them() {
+    let m = MockUpstream::start("svc").await;
+    let hooks = HookReceiver::start().await;
+    let yaml = billing_config(&m, &hooks, "credit.exhausted").replace(
+        "webhooks:",
+        "  - { app: two, product: orders, plan: prepaid }\nwebhooks:",
+    );
+    let node = start(&yaml).await;
+    let top_up = |amount: &'static str| {
+        let node = &node;
+        async move {
+            node.admin_request(
+                "POST",
+                "/api/subscriptions/two:orders/credit",
+                &[],
+                format!(r#"{{"amount":"{amount}","note":"test"}}"#),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(top_up("-5").await.status, 400);
+    assert_eq!(top_up("0.001").await.status, 400);
+    let r = top_up("3.00").await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["available"], "3.00");
+    let client = Client::new();
+    let call = || async {
+        client
+            .get_with(
+                &node.proxy_url("/v2/x"),
+                &[("x-api-key", "key-two-0123456789")],
+            )
+            .await
+            .unwrap()
+    };
+    // Each call costs 1.00: after three, the credit is spent and calls get 402 within
+    // seconds (what runs over is billed).
+    let mut ok = 0;
+    let stopped = loop {
+        let r = call().await;
+        if r.status == 402 {
+            break r;
+        }
+        assert_eq!(r.status, 200);
+        ok += 1;
+        assert!(ok < 40, "credit never stopped the calls");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(ok >= 3, "{ok}");
+    assert!(
+        stopped.json()["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("credit-exhausted")
+    );
+    let credit = node
+        .admin_get("/api/subscriptions/two:orders/credit")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(credit["balance"], "3.00");
+    assert_eq!(credit["spent_this_period"], format!("{ok}.00"), "{credit}");
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || async {
+            !hooks.received().is_empty()
+        })
+        .await
+    );
+    assert_eq!(hooks.received()[0].json()["type"], "credit.exhausted");
+    // A top-up lets the app call again.
+    assert_eq!(top_up("100").await.status, 201);
+    assert!(
+        wait_until(std::time::Duration::from_secs(8), || async {
+            call().await.status == 200
+        })
+        .await,
+        "calls did not resume after a top-up"
+    );
+}

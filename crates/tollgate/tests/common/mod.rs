@@ -6,7 +6,7 @@
 use std::path::Path;
 
 pub use tollgate_testkit::{
-    Client, MockUpstream, Node, NodeOptions, Reply, admin_put_yaml, wait_until,
+    Client, Hook, HookReceiver, MockUpstream, Node, NodeOptions, Reply, admin_put_yaml, wait_until,
 };
 
 pub fn bin() -> &'static Path {

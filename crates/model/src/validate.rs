@@ -781,6 +781,53 @@ mod tests {
     }
 
     #[test]
+    fn bad_webhooks_and_subscription_dates_are_named_by_path() {
+        let yaml = format!(
+            r#"{BASE}apis:
+  - name: orders
+    versions: [{{ version: v1, upstream: svc }}]
+products:
+  - name: orders
+    apis: [orders@v1]
+    plans: [{{ name: basic }}, {{ name: pro }}]
+developers: [{{ email: d@x.test }}]
+apps: [{{ name: web, owner: d@x.test }}]
+subscriptions:
+  - app: web
+    product: orders
+    plan: pro
+    started_at: "2026-10-11T00:00:00Z"
+    history: [{{ plan: gone, until: "2026-10-01T00:00:00Z" }}]
+    ended_at: "yesterday"
+webhooks:
+  - {{ name: a, url: "http://hooks.example.com/x", events: [invoice.finalized], secret: "0123456789abcdef" }}
+  - {{ name: a, url: "https://hooks.example.com/x", events: [invoice.paid], secret: short }}
+  - {{ name: ok, url: "http://127.0.0.1:9/x", events: ["*"], secret: "0123456789abcdef" }}
+"#
+        );
+        let errs: Vec<(String, String)> = check(&yaml)
+            .into_iter()
+            .map(|e| (e.path, e.message))
+            .collect();
+        let paths: Vec<&str> = errs.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "subscriptions[0].history[0].plan",
+                "subscriptions[0].history[0].until",
+                "subscriptions[0].ended_at",
+                "webhooks[0].url",
+                "webhooks[1].name",
+                "webhooks[1].events[0]",
+                "webhooks[1].secret",
+            ],
+            "{errs:?}"
+        );
+        assert!(errs[1].1.contains("before started_at"), "{}", errs[1].1);
+        assert!(errs[3].1.contains("loopback"), "{}", errs[3].1);
+    }
+
+    #[test]
     fn unknown_upstream_is_named_with_its_path() {
         let yaml = format!(
             "{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: nope\n"

@@ -8,7 +8,7 @@
 //! - a stretch's metered usage is priced on its own, tiers counted from zero: a plan change
 //!   starts the new plan's tiers afresh;
 //! - the setup fee of the plan a subscription started on is charged in the month it started;
-//! - usage is counted by minute: a minute belongs to the plan in effect at its start.
+//! - usage is counted by minute: the minute in which the plan changed counts for the new plan.
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

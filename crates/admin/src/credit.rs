@@ -1,7 +1,8 @@
 //! Prepaid credit: a subscription to a `prepaid` plan calls only while its credit lasts.
 //! Credit is a ledger per subscription: top-ups (`POST /api/subscriptions/{id}/credit`)
-//! and the debits of final invoices. What is available now is the balance less what the
-//! running month has cost so far (its metered usage priced like its invoice will be).
+//! and the debits of final invoices. What is available now is the balance less what is not
+//! invoiced as final yet: the running month so far (its metered usage priced like its
+//! invoice will be) and last month while its final invoice is not run.
 //!
 //! A watcher recomputes that every two seconds from the store (all nodes' usage) and hands
 //! the gateway the subscriptions whose credit is spent: their calls get 402 until credit is
@@ -45,7 +46,8 @@ pub struct Standing {
     pub currency: String,
     pub balance: Decimal,
     pub period: String,
-    /// The running month's charges so far (zero when it is already invoiced as final).
+    /// What is not invoiced as final yet: the running month's charges so far, plus last
+    /// month's while it has no final invoice.
     pub spent: Decimal,
     pub available: Decimal,
     pub topups: Decimal,
@@ -58,9 +60,20 @@ fn random_id() -> String {
     hex::encode(bytes)
 }
 
+fn month_of(t: time::OffsetDateTime) -> String {
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+}
+
 fn current_period() -> String {
+    month_of(time::OffsetDateTime::now_utc())
+}
+
+fn previous_period() -> String {
     let now = time::OffsetDateTime::now_utc();
-    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+    let first = now.date().replace_day(1).unwrap_or(now.date());
+    first
+        .previous_day()
+        .map_or_else(current_period, |d| month_of(d.midnight().assume_utc()))
 }
 
 fn amount(e: &CreditEntry) -> Decimal {
@@ -81,17 +94,22 @@ pub async fn standing(
         .filter(|e| e.kind == "topup")
         .map(amount)
         .sum();
-    let invoiced = entries
-        .iter()
-        .any(|e| e.kind == "invoice" && e.period == period);
-    let spent = if invoiced {
-        Decimal::ZERO
-    } else {
-        invoice_for(state, doc, sub, &period, None)
-            .await?
-            .and_then(|inv| inv["total"].as_str().and_then(|t| t.parse().ok()))
-            .unwrap_or_default()
-    };
+    let mut spent = Decimal::ZERO;
+    for month in [previous_period(), period.clone()] {
+        let invoiced = entries
+            .iter()
+            .any(|e| e.kind == "invoice" && e.period == month);
+        if !invoiced {
+            spent += invoice_for(state, doc, sub, &month, None)
+                .await?
+                .and_then(|inv| {
+                    inv["total"]
+                        .as_str()
+                        .and_then(|t| t.parse::<Decimal>().ok())
+                })
+                .unwrap_or_default();
+        }
+    }
     let currency = billing::plan(doc, &sub.product, &sub.plan)
         .map_or_else(|| "USD".to_string(), |p| p.price.currency.clone());
     Ok(Standing {
@@ -121,7 +139,7 @@ async fn answer(state: &AdminState, doc: &Document, sub: &Subscription) -> Resul
         "currency": st.currency,
         "balance": format_cents(st.balance),
         "period": st.period,
-        "spent_this_period": format_cents(st.spent),
+        "spent_not_invoiced": format_cents(st.spent),
         "available": format_cents(st.available),
         "entries": entries,
     }))
@@ -163,7 +181,7 @@ pub async fn add_credit(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: TopUp = parse(&body)?;
-    let amount = req.amount.0;
+    let amount = req.amount.0.normalize();
     if amount <= Decimal::ZERO || amount > Decimal::from(MAX_TOPUP) || amount.scale() > 2 {
         return Err(ApiError::bad_request(format!(
             "amount `{amount}` must be positive, at most {MAX_TOPUP}, with at most two decimals"
@@ -176,6 +194,12 @@ pub async fn add_credit(
     let (_, set) = state.store.load().await?;
     let doc = current_document(&set)?;
     let sub = find(&doc, &id)?;
+    if !billing::plan(&doc, &sub.product, &sub.plan).is_some_and(|p| p.prepaid) {
+        return Err(ApiError::conflict(format!(
+            "subscription `{id}` is on plan `{}`, which is not prepaid: credit would not be used",
+            sub.plan
+        )));
+    }
     let now = time::OffsetDateTime::now_utc();
     state
         .store
@@ -196,7 +220,8 @@ pub async fn add_credit(
 }
 
 /// Recomputes which prepaid subscriptions have spent their credit, tells the gateway, and
-/// raises `credit.exhausted` for each newly spent one.
+/// raises `credit.exhausted` for each newly spent one (once per subscription, month and
+/// total of top-ups, across nodes).
 pub async fn refresh(state: &AdminState, doc: &Document) -> Result<usize, ApiError> {
     let prepaid: Vec<&Subscription> = doc
         .subscriptions
@@ -216,6 +241,11 @@ pub async fn refresh(state: &AdminState, doc: &Document) -> Result<usize, ApiErr
                 .collect();
             let st = standing(state, doc, s, &mine).await?;
             if st.available <= Decimal::ZERO {
+                spent.insert(key.clone());
+                if state.gateway.meter.credit_spent(&key) {
+                    // Already stopped and reported.
+                    continue;
+                }
                 notify::raise(
                     state,
                     doc,
@@ -237,13 +267,12 @@ pub async fn refresh(state: &AdminState, doc: &Document) -> Result<usize, ApiErr
                             "product": s.product,
                             "currency": st.currency,
                             "balance": format_cents(st.balance),
-                            "spent_this_period": format_cents(st.spent),
+                            "spent_not_invoiced": format_cents(st.spent),
                         }),
                         notice: Some(notify::Audience { app: s.app.clone() }),
                     },
                 )
                 .await?;
-                spent.insert(key);
             }
         }
     }

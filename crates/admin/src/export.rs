@@ -27,7 +27,9 @@ pub fn routes() -> Router<Arc<AdminState>> {
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A text
 /// that a spreadsheet would run as a formula is prefixed with `'`.
 fn field(out: &mut String, v: &str) {
-    let v = if v.starts_with(['=', '+', '@', '\t', '\r']) {
+    let formula = v.starts_with(['=', '+', '@', '\t', '\r'])
+        || (v.starts_with('-') && v.parse::<f64>().is_err());
+    let v = if formula {
         format!("'{v}")
     } else {
         v.to_string()
@@ -134,8 +136,8 @@ pub struct UsageExportQuery {
 /// Metered billable usage of a month as meter events a payment provider imports: one event
 /// per subscription and hour with billable calls. Identifiers derive from subscription and
 /// hour, so uploading the same file twice does not count twice. The customer is the app
-/// owner's `billing_customer` (or the owner's e-mail when none is set, reported in
-/// `X-Tollgate-Unmapped`).
+/// owner's `billing_customer`, or the owner's e-mail when none is set (how many owners have
+/// none is in `X-Tollgate-Unmapped`).
 #[utoipa::path(get, path = "/api/usage/export", params(UsageExportQuery),
     responses((status = 200, description = "CSV or JSON lines of meter events"), (status = 400, description = "Bad period or format")), security(("bearer" = [])))]
 pub async fn usage_export(
@@ -195,7 +197,9 @@ pub async fn usage_export(
         if !mapped {
             unmapped.insert(cus.clone());
         }
-        let digest = Sha256::digest(format!("{}|{}", h.subscription, h.hour).as_bytes());
+        // Same meter, subscription and hour: same identifier (an upload is not counted
+        // twice; export a month once it has ended so no hour grows after its upload).
+        let digest = Sha256::digest(format!("{event}|{}|{}", h.subscription, h.hour).as_bytes());
         let id = format!("tg_{}", &hex::encode(digest)[..24]);
         let ts = (h.hour * 60).to_string();
         let value = h.billable.to_string();
@@ -231,10 +235,9 @@ pub async fn usage_export(
         out,
     )
         .into_response();
-    if !unmapped.is_empty()
-        && let Ok(v) = unmapped.into_iter().collect::<Vec<_>>().join(", ").parse()
-    {
-        resp.headers_mut().insert("x-tollgate-unmapped", v);
+    if !unmapped.is_empty() {
+        resp.headers_mut()
+            .insert("x-tollgate-unmapped", unmapped.len().into());
     }
     Ok(resp)
 }

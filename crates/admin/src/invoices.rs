@@ -92,12 +92,19 @@ pub(crate) async fn invoice_for(
         priced.push((s, used.1));
     }
     let quote = billing::price(doc, sub, month, &priced).map_err(ApiError::conflict)?;
-    let plan = on_plan.unwrap_or(&sub.plan);
+    // The plan the period ended on (not necessarily today's).
+    let plan = priced
+        .last()
+        .map_or(sub.plan.as_str(), |(s, _)| s.plan.as_str());
+    let prepaid = priced
+        .iter()
+        .any(|(s, _)| billing::plan(doc, &sub.product, &s.plan).is_some_and(|p| p.prepaid));
     Ok(Some(json!({
         "id": invoice_id(period, &sub.app, &sub.product),
         "app": sub.app,
         "product": sub.product,
         "plan": plan,
+        "prepaid": prepaid,
         "period": period,
         "currency": quote.currency,
         "usage": { "requests": requests, "billable": billable },
@@ -125,7 +132,7 @@ fn rfc3339(t: i64) -> String {
 /// Invoices of a month that has ended (or run with `finalize=true`) are `final`: each raises
 /// `invoice.finalized` (once per distinct invoice: an identical re-run raises nothing) and
 /// is debited from prepaid credit. Those of a running month are `draft`.
-#[utoipa::path(post, path = "/api/invoices/run", params(RunQuery), responses((status = 200, description = "The period's invoices"), (status = 400, description = "Bad period")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/invoices/run", params(RunQuery), responses((status = 200, description = "The period's invoices"), (status = 400, description = "Bad period"), (status = 409, description = "A subscription had plans in two currencies")), security(("bearer" = [])))]
 pub async fn run(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<RunQuery>,
@@ -154,8 +161,7 @@ pub async fn run(
         };
         body["status"] = json!(status);
         let id = invoice_id(&q.period, &s.app, &s.product);
-        if status == "final" && billing::plan(&doc, &s.product, &s.plan).is_some_and(|p| p.prepaid)
-        {
+        if status == "final" && body["prepaid"] == json!(true) {
             debits.push(CreditEntry {
                 id: format!("deb_{id}"),
                 subscription: s.key(),
@@ -277,7 +283,7 @@ pub struct SimulateQuery {
 /// would have cost on another plan of the same product: the same usage, start and end, with
 /// every stretch on that plan (its setup fee too, if the subscription started that month).
 #[utoipa::path(get, path = "/api/simulate", params(SimulateQuery),
-    responses((status = 200, description = "`{actual, simulated, difference}`, each invoice-shaped"), (status = 400), (status = 404, description = "No such subscription or plan")), security(("bearer" = [])))]
+    responses((status = 200, description = "`{actual, simulated, difference}`, each invoice-shaped (`difference` null across currencies)"), (status = 400), (status = 404, description = "No such subscription or plan"), (status = 409, description = "The subscription is pending")), security(("bearer" = [])))]
 pub async fn simulate(
     State(state): State<Arc<AdminState>>,
     Query(q): Query<SimulateQuery>,
@@ -295,6 +301,12 @@ pub async fn simulate(
                 q.app, q.product
             ))
         })?;
+    if sub.status == SubscriptionStatus::Pending {
+        return Err(ApiError::conflict(format!(
+            "the subscription of app `{}` to product `{}` is pending: it has no usage to price yet",
+            q.app, q.product
+        )));
+    }
     if billing::plan(&doc, &q.product, &q.plan).is_none() {
         return Err(ApiError::not_found(format!(
             "product `{}` has no plan `{}`",
@@ -309,13 +321,17 @@ pub async fn simulate(
             .and_then(|t| t.parse::<tollgate_pricing::Decimal>().ok())
             .unwrap_or_default()
     };
-    let difference = total(&simulated) - total(&actual);
+    let currency = |v: &Option<Value>| v.as_ref().map(|v| v["currency"].clone());
+    // Totals in two currencies are not subtracted.
+    let difference =
+        (currency(&simulated) == currency(&actual) || actual.is_none() || simulated.is_none())
+            .then(|| format_cents(total(&simulated) - total(&actual)));
     Ok(Json(json!({
         "app": q.app,
         "product": q.product,
         "period": q.period,
         "actual": actual,
         "simulated": simulated,
-        "difference": format_cents(difference),
+        "difference": difference,
     })))
 }

@@ -330,7 +330,7 @@ fn change_plan(
 /// Any other move is refused with 409.
 #[utoipa::path(post, path = "/api/subscriptions/{id}/{action}", params(("id" = String, Path), ("action" = String, Path, description = "approve | suspend | resume | cancel | change")),
     request_body(content = Option<PlanChange>, description = "For `change` only"),
-    responses((status = 200), (status = 400, description = "Bad plan change date"), (status = 404), (status = 409, description = "Not allowed from the current status"), (status = 422, description = "Unknown plan")), security(("bearer" = [])))]
+    responses((status = 200), (status = 400, description = "Bad plan change date"), (status = 404, description = "No such subscription, action or plan"), (status = 409, description = "Not allowed from the current status, same plan, or another currency")), security(("bearer" = [])))]
 pub async fn change_subscription(
     State(state): State<Arc<AdminState>>,
     axum::Extension(who): axum::Extension<Principal>,

@@ -803,6 +803,8 @@ webhooks:
   - {{ name: a, url: "http://hooks.example.com/x", events: [invoice.finalized], secret: "0123456789abcdef" }}
   - {{ name: a, url: "https://hooks.example.com/x", events: [invoice.paid], secret: short }}
   - {{ name: ok, url: "http://127.0.0.1:9/x", events: ["*"], secret: "0123456789abcdef" }}
+  - {{ name: ok6, url: "http://[::1]:9/x", events: ["*"], secret: "0123456789abcdef" }}
+  - {{ name: sneaky, url: "http://127.attacker.example/x", events: ["*"], secret: "sealed:x" }}
 "#
         );
         let errs: Vec<(String, String)> = check(&yaml)
@@ -820,6 +822,8 @@ webhooks:
                 "webhooks[1].name",
                 "webhooks[1].events[0]",
                 "webhooks[1].secret",
+                "webhooks[4].url",
+                "webhooks[4].secret",
             ],
             "{errs:?}"
         );

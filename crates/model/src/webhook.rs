@@ -9,9 +9,7 @@ pub const EVENTS: &[&str] = &[
     "invoice.finalized",
     "quota.warning",
     "quota.exhausted",
-    "credit.low",
     "credit.exhausted",
-    "subscription.changed",
 ];
 
 fn yes() -> bool {

@@ -928,6 +928,17 @@ async fn prepaid_credit_stops_calls_when_spent_and_a_top_up_resumes_them() {
         }
     };
     assert_eq!(top_up("-5").await.status, 400);
+    // Credit only where the plan is prepaid.
+    let r = node
+        .admin_request(
+            "POST",
+            "/api/subscriptions/one:orders/credit",
+            &[],
+            r#"{"amount":"5"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", r.text());
     assert_eq!(top_up("0.001").await.status, 400);
     let r = top_up("3.00").await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -968,7 +979,7 @@ async fn prepaid_credit_stops_calls_when_spent_and_a_top_up_resumes_them() {
         .unwrap()
         .json();
     assert_eq!(credit["balance"], "3.00");
-    assert_eq!(credit["spent_this_period"], format!("{ok}.00"), "{credit}");
+    assert_eq!(credit["spent_not_invoiced"], format!("{ok}.00"), "{credit}");
     assert!(
         wait_until(std::time::Duration::from_secs(10), || async {
             !hooks.received().is_empty()

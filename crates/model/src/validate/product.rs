@@ -202,11 +202,7 @@ pub(super) fn check_webhooks(doc: &Document, errs: &mut Errors) {
         }
         match w.url.parse::<http::Uri>() {
             Ok(u) if u.scheme_str() == Some("https") && u.host().is_some() => {}
-            Ok(u)
-                if u.scheme_str() == Some("http")
-                    && u.host().is_some_and(|h| {
-                        h == "localhost" || h.starts_with("127.") || h == "[::1]"
-                    }) => {}
+            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some_and(is_loopback) => {}
             Ok(u) if u.scheme_str() == Some("http") => errs.push(
                 format!("{path}.url"),
                 "plain http is only allowed to a loopback address: use https",
@@ -241,5 +237,14 @@ pub(super) fn check_webhooks(doc: &Document, errs: &mut Errors) {
 
 /// A sealed value (written by Tollgate itself) stands for a secret already checked.
 fn is_sealed(v: &str) -> bool {
-    v.starts_with("sealed:")
+    v.starts_with("sealed:v1:")
+}
+
+/// `localhost` or a loopback address (`127.0.0.1`, `[::1]`).
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

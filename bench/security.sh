@@ -21,6 +21,9 @@
 #            /basic  basic_auth: {}         (wrk sends `Authorization: Basic ...`; a verified
 #                                            password is remembered for a minute, so almost
 #                                            every request is a cache hit, as in production)
+#          and a second API version in a product, /plan: key_auth, and the app subscribed to a
+#          plan with a rate limit and a monthly quota (never hit) and a metered price: every
+#          request pays entitlement, the plan's limits, quota-notice checks and metering
 #          and the certificate twice in `certificates:`: once for `snis: [bench.test]` and
 #          once without `snis` (the default, for clients that send no usable name),
 #   4. waits until no cargo/rustc is running, checks every target with curl (200 and the
@@ -32,6 +35,7 @@
 #        tg-open         wrk -> Tollgate /open  (no policy)
 #        tg-key          wrk -> Tollgate /key   (key_auth)
 #        tg-keyrl        wrk -> Tollgate /keyrl (key_auth + rate limits + quota)
+#        tg-plan         wrk -> Tollgate /plan  (key_auth + subscription + plan limits + metering)
 #        tg-jwt          wrk -> Tollgate /jwt   (jwt HS256)
 #        tg-basic        wrk -> Tollgate /basic (basic_auth)
 #      Part B - TLS termination (route /open, `Host: bench.test`; the HTTPS URLs are
@@ -60,7 +64,7 @@
 #
 # Requirement checked: key-auth costs at most 10 % of Tollgate's own no-policy throughput
 # (tg-key / tg-open >= 0.90, same node, same run), and key-auth plus rate limits likewise
-# (tg-keyrl / tg-open >= 0.90).
+# (tg-keyrl / tg-open >= 0.90), and the whole paid-plan path (tg-plan / tg-open >= 0.90).
 #
 # One mode only: nothing pinned, wrk WORKERS threads, both proxies WORKERS workers, upstream
 # nginx UPSTREAM_WORKERS worker(s) (the unpinned mode of proxy.sh).
@@ -89,7 +93,7 @@ DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 CONNS=${CONNS:-64}
 REPS=${REPS:-1}
-ALL_TARGETS="direct nginx tg-open tg-key tg-keyrl tg-jwt tg-basic nginx-tls tollgate-tls nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
+ALL_TARGETS="direct nginx tg-open tg-key tg-keyrl tg-plan tg-jwt tg-basic nginx-tls tollgate-tls nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
 TARGETS=${TARGETS:-$ALL_TARGETS}
 WORKERS=${WORKERS:-2}
 UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}
@@ -320,6 +324,22 @@ apis:
           - { path: /keyrl, policies: [{ key_auth: {} }, { rate_limit: { limit: 1000000000, window: 1s, by: app } }, { rate_limit: { limit: 1000000000, window: 1m, by: app } }, { quota: { limit: 1000000000000, period: month, by: app } }] }
           - { path: /jwt, policies: [{ jwt: { keys: [{ secret: "$JWT_SECRET", alg: HS256 }] } }] }
           - { path: /basic, policies: [{ basic_auth: {} }] }
+  - name: plan
+    versions:
+      - version: v1
+        upstream: bench
+        routes:
+          - { path: /plan, policies: [{ key_auth: {} }] }
+products:
+  - name: bench
+    apis: [plan@v1]
+    plans:
+      - name: metered
+        rate_limit: { limit: 1000000000, window: 1s }
+        quota: { limit: 1000000000000, period: month }
+        price: { metered: { model: per_unit, unit_price: 0.001 } }
+subscriptions:
+  - { app: bench, product: bench, plan: metered }
 developers:
   - email: bench@bench.test
 apps:
@@ -410,6 +430,7 @@ target_info() {
     tg-open)     T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT ;;
     tg-key)      T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/key;   T_HDRS=(-H "x-api-key: $API_KEY") ;;
     tg-keyrl)    T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/keyrl; T_HDRS=(-H "x-api-key: $API_KEY") ;;
+    tg-plan)     T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/plan;  T_HDRS=(-H "x-api-key: $API_KEY") ;;
     tg-jwt)      T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/jwt;   T_HDRS=(-H "Authorization: Bearer $JWT") ;;
     tg-basic)    T_PART=A; T_SERVER=tollgate; T_PORT=$TG_PORT; T_PATH=/basic; T_HDRS=(-H "Authorization: Basic $BASIC_AUTH") ;;
     nginx-tls)          T_SERVER=nginx;    T_SCHEME=https; T_PORT=$NGINX_TLS_PORT ;;
@@ -443,7 +464,7 @@ check_target() {
     log "  note: $t answers 'Connection: close' requests without 'Connection: close' (wrk may count read errors)"
   fi
   case $t in
-    tg-key|tg-keyrl|tg-jwt|tg-basic)   # the policy must be enforced: no credential, no entry
+    tg-key|tg-keyrl|tg-plan|tg-jwt|tg-basic)   # the policy must be enforced: no credential, no entry
       got=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$T_URL" 2>&1) || true
       [[ $got == 401 ]] || { echo "GET $T_URL without a credential gave '$got', want 401 (policy not enforced?)"; return 1; } ;;
   esac
@@ -622,7 +643,7 @@ for rep in $(seq "$REPS"); do
   # Part B: keep-alive first, then the per-connection runs (they leave TIME_WAIT sockets behind)
   if (( rep % 2 )); then ka="nginx-tls tollgate-tls"; cl="nginx-close tollgate-close nginx-tls-close tollgate-tls-close nginx-tls-full-close"
   else ka="tollgate-tls nginx-tls"; cl="tollgate-close nginx-close nginx-tls-full-close tollgate-tls-close nginx-tls-close"; fi
-  order="direct $(rotate $(( (rep - 1) % 6 )) nginx tg-open tg-key tg-keyrl tg-jwt tg-basic) $ka $cl"
+  order="direct $(rotate $(( (rep - 1) % 7 )) nginx tg-open tg-key tg-keyrl tg-plan tg-jwt tg-basic) $ka $cl"
   for target in $order; do
     [[ " $TARGETS " == *" $target "* ]] && run_load "$rep" "$target"
   done
@@ -671,7 +692,7 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
   }
   END {
     DESC["direct"] = "upstream `/open`"; DESC["nginx"] = "nginx proxy `/open`"
-    DESC["tg-open"] = "`/open`, no policy"; DESC["tg-key"] = "`/key`, key_auth (`x-api-key`)"; DESC["tg-keyrl"] = "`/keyrl`, key_auth + 2 rate limits + quota"
+    DESC["tg-open"] = "`/open`, no policy"; DESC["tg-key"] = "`/key`, key_auth (`x-api-key`)"; DESC["tg-keyrl"] = "`/keyrl`, key_auth + 2 rate limits + quota"; DESC["tg-plan"] = "`/plan`, key_auth + subscription + plan limits + metering"
     DESC["tg-jwt"] = "`/jwt`, jwt HS256 (`Bearer`)"; DESC["tg-basic"] = "`/basic`, basic_auth (`Basic`)"
     DESC["nginx-tls"] = "HTTPS, keep-alive"; DESC["tollgate-tls"] = "HTTPS, keep-alive"
     DESC["nginx-close"] = "HTTP, new connection per request"; DESC["tollgate-close"] = "HTTP, new connection per request"
@@ -695,14 +716,14 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
     }
 
     # ---- Part A
-    split("direct nginx tg-open tg-key tg-keyrl tg-jwt tg-basic", A, " ")
-    na = 0; for (i = 1; i <= 7; i++) if (A[i] in want) na++
+    split("direct nginx tg-open tg-key tg-keyrl tg-plan tg-jwt tg-basic", A, " ")
+    na = 0; for (i = 1; i <= 8; i++) if (A[i] in want) na++
     if (na > 0) {
       print "### Part A: authentication (plain HTTP, keep-alive)"
       print ""
       print "| target | route | req/s | p50 ms | p99 ms | errors / non-2xx | CPU µs/req | CPU % | busiest thread % | req/s vs `/open` | CPU µs/req vs `/open` |"
       print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-      for (i = 1; i <= 7; i++) {
+      for (i = 1; i <= 8; i++) {
         k = A[i]; if (!(k in want)) continue
         if (n[k] == 0) { failrow(k, 8); continue }
         vr = ""; vc = ""
@@ -717,13 +738,13 @@ awk -F'\t' -v targets="$TARGETS" -v uneven="$UNEVEN_PCT" '
       if (n["tg-open"] > 0) {
         print "Ratios to Tollgate `/open` (same node, same run):"
         print ""
-        split("tg-key tg-keyrl tg-jwt tg-basic", AU, " ")
-        for (i = 1; i <= 4; i++) {
+        split("tg-key tg-keyrl tg-plan tg-jwt tg-basic", AU, " ")
+        for (i = 1; i <= 5; i++) {
           k = AU[i]; if (n[k] == 0) continue
           r = rps[k] / rps["tg-open"]; nm = substr(k, 4)
           line = sprintf("- %s/open = %.2f (throughput), p99 %.2fx, CPU %+.1f µs/req (%.1f vs %.1f)",
             nm, r, (p99["tg-open"] > 0 ? p99[k] / p99["tg-open"] : 0), cu[k] - cu["tg-open"], cu[k], cu["tg-open"])
-          if (k == "tg-key" || k == "tg-keyrl") line = line sprintf(" — requirement %s/open >= 0.90: **%s**", nm, (r >= 0.90 ? "met" : "MISSED"))
+          if (k == "tg-key" || k == "tg-keyrl" || k == "tg-plan") line = line sprintf(" — requirement %s/open >= 0.90: **%s**", nm, (r >= 0.90 ? "met" : "MISSED"))
           if (unev[k] > 0 || unev["tg-open"] > 0)
             line = line " (⚠ uneven spread over the workers in " (unev["tg-open"] > 0 ? "tg-open" (unev[k] > 0 ? " and " : "") : "") (unev[k] > 0 ? k : "") ": see Warnings)"
           print line

@@ -5,6 +5,7 @@
 //! whole result, commit the difference in one store transaction, and install the new
 //! revision on this node's gateway before answering. A rejected change writes nothing.
 
+mod analytics;
 mod auth;
 mod billing;
 mod cache;
@@ -80,6 +81,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(cache::routes())
         .merge(pricing::routes())
         .merge(usage::routes())
+        .merge(analytics::routes())
         .merge(invoices::routes())
         .merge(export::routes())
         .merge(notify::routes())

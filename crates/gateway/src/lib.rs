@@ -56,6 +56,8 @@ pub struct Gateway {
     pub limits: limit::LimitsShared,
     /// Per-subscription usage counts for billing.
     pub meter: Arc<metering::Meter>,
+    /// The analytics event pipeline.
+    pub insight: Arc<tollgate_insight::Pipeline>,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -86,6 +88,7 @@ impl Gateway {
             auth: auth::AuthShared::default(),
             limits: limit::LimitsShared::default(),
             meter: Arc::default(),
+            insight: Arc::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),

@@ -67,6 +67,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         upstream_time: None,
         limit_headers: Vec::new(),
         metered: None,
+        app: None,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -113,7 +114,26 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     if let Some(u) = outcome.upstream_time {
         metrics.upstream_duration.record(u.as_secs_f64());
     }
+    if let Some(route) = outcome.route.map(|i| &snapshot.routes[i]) {
+        gw.insight.record(tollgate_insight::Event {
+            minute: unix_minute(),
+            api: route.api.clone(),
+            version: route.version.clone(),
+            route: route.label.clone(),
+            app: outcome.app.take(),
+            status: resp.status().as_u16(),
+            total_us: micros(total),
+            upstream_us,
+        });
+    }
     resp
+}
+
+/// The current Unix minute.
+fn unix_minute() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 60) as i64)
 }
 
 /// Whether a trusted proxy in front says the client used HTTPS (`X-Forwarded-Proto`).
@@ -163,6 +183,8 @@ fn redirect_to_https(
 
 struct Outcome {
     route: Option<usize>,
+    /// The authenticated app, for analytics.
+    app: Option<Arc<str>>,
     upstream_time: Option<std::time::Duration>,
     /// `RateLimit-Policy` and `RateLimit` for an admitted request.
     limit_headers: Vec<(http::HeaderName, HeaderValue)>,
@@ -282,6 +304,7 @@ async fn proxy(
         )
         .await?
     };
+    outcome.app = identity.app.as_ref().map(|a| a.shared_name.clone());
     if let Some(acl) = &route.acl {
         authz::check_acl(acl, &identity)?;
     }

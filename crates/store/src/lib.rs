@@ -7,6 +7,7 @@
 //! Every write is one transaction that bumps the global revision and appends one change
 //! log row per entity, so a node that sees revision N has seen every change up to N.
 
+mod analytics;
 mod error;
 mod invoices;
 mod migrate;
@@ -16,6 +17,7 @@ mod store;
 mod tokens;
 mod usage;
 
+pub use analytics::{AggregateFilter, AggregateRow};
 pub use error::StoreError;
 pub use invoices::InvoiceRow;
 pub use notify::{Attempt, CreditEntry, Delivery, Notice};

@@ -107,7 +107,83 @@ contract!(
     webhook_deliveries_are_queued_once_and_claimed_by_one_worker,
     notices_are_stored_once_and_credit_debits_are_replaced_per_period,
     hourly_usage_adds_up_minutes_and_nodes,
+    analytics_rows_are_absolute_per_node_and_filterable,
 );
+
+async fn analytics_rows_are_absolute_per_node_and_filterable(store: Store) {
+    use tollgate_store::{AggregateFilter, AggregateRow};
+    let row = |minute: i64, app: &str, class: i16, requests: u64| AggregateRow {
+        minute,
+        api: "orders".into(),
+        version: "v1".into(),
+        route: "/v1".into(),
+        app: app.into(),
+        class,
+        requests,
+        total: format!("10:{requests}"),
+        gateway: String::new(),
+        upstream: String::new(),
+    };
+    store
+        .put_aggregates(
+            "n1",
+            &[
+                row(100, "web", 2, 3),
+                row(100, "", 4, 1),
+                row(101, "web", 5, 2),
+            ],
+        )
+        .await
+        .unwrap();
+    // A retried flush rewrites the row: no double count.
+    store
+        .put_aggregates("n1", &[row(100, "web", 2, 4)])
+        .await
+        .unwrap();
+    store
+        .put_aggregates("n2", &[row(100, "web", 2, 5)])
+        .await
+        .unwrap();
+    let all = store
+        .aggregates(0, 1000, &AggregateFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    let web2: u64 = all
+        .iter()
+        .filter(|r| r.app == "web" && r.class == 2)
+        .map(|r| r.requests)
+        .sum();
+    assert_eq!(web2, 9);
+    let errors = store
+        .aggregates(
+            0,
+            1000,
+            &AggregateFilter {
+                class: Some(5),
+                app: Some("web".into()),
+                ..AggregateFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(errors, vec![row(101, "web", 5, 2)]);
+    assert!(
+        store
+            .aggregates(101, 101, &AggregateFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .aggregates(101, 102, &AggregateFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
 
 fn delivery(id: &str, dedupe: &str, at: i64) -> tollgate_store::Delivery {
     tollgate_store::Delivery {

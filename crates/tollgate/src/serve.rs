@@ -297,8 +297,14 @@ async fn serve(
     let meter_node = format!("{node}-{:016x}", fastrand::u64(..));
     gateway
         .meter
-        .attach(meter_node, Arc::new(UsageRows(store.clone())));
+        .attach(meter_node.clone(), Arc::new(UsageRows(store.clone())));
     let usage_flusher = gateway.meter.spawn_flusher(USAGE_FLUSH);
+    // Analytics rows are keyed by the same process id: restarts never overwrite.
+    gateway
+        .insight
+        .attach(meter_node, Arc::new(Aggregates(store.clone())));
+    let insight_folder = gateway.insight.start();
+    let insight_flusher = gateway.insight.spawn_flusher(INSIGHT_FLUSH);
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     let quota_notices = gateway
         .limits
@@ -440,6 +446,11 @@ async fn serve(
     if let Err(e) = gateway.limits.quotas.flush().await {
         tracing::warn!(error = %e, "quota counters of the last second were not saved");
     }
+    insight_flusher.abort();
+    if let Err(e) = gateway.insight.flush().await {
+        tracing::warn!(error = %e, "analytics of the last seconds were not saved");
+    }
+    insight_folder.abort();
     usage_flusher.abort();
     if let Err(e) = gateway.meter.flush().await {
         tracing::warn!(error = %e, "usage counts of the last second were not saved");
@@ -552,6 +563,43 @@ const QUOTA_FLUSH: Duration = Duration::from_secs(1);
 
 /// How often usage counts are written: what a crash can lose at most.
 const USAGE_FLUSH: Duration = Duration::from_secs(1);
+
+/// How often analytics aggregates are written: how fresh the analytics queries are.
+const INSIGHT_FLUSH: Duration = Duration::from_secs(2);
+
+/// Analytics aggregates kept in the store.
+struct Aggregates(Arc<Store>);
+
+impl tollgate_insight::AggregateStore for Aggregates {
+    fn put(
+        &self,
+        node: &str,
+        rows: Vec<tollgate_insight::Row>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        let node = node.to_string();
+        Box::pin(async move {
+            let rows: Vec<tollgate_store::AggregateRow> = rows
+                .into_iter()
+                .map(|r| tollgate_store::AggregateRow {
+                    minute: r.key.minute,
+                    api: r.key.api.to_string(),
+                    version: r.key.version.to_string(),
+                    route: r.key.route.to_string(),
+                    app: r.key.app.to_string(),
+                    class: i16::from(r.key.class),
+                    requests: r.requests,
+                    total: r.total,
+                    gateway: r.gateway,
+                    upstream: r.upstream,
+                })
+                .collect();
+            self.0
+                .put_aggregates(&node, &rows)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
 
 /// Usage counts kept in the store.
 struct UsageRows(Arc<Store>);

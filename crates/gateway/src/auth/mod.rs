@@ -27,6 +27,8 @@ use crate::ProxyError;
 #[derive(Debug)]
 pub struct AppInfo {
     pub name: String,
+    /// The name again, shared: what analytics events carry without copying it.
+    pub shared_name: Arc<str>,
     pub developer: String,
     pub organization: Option<String>,
     pub groups: Vec<String>,
@@ -200,6 +202,7 @@ fn app_info(app: &App, dev: Option<&Developer>) -> AppInfo {
     let value = |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
     AppInfo {
         name: app.name.clone(),
+        shared_name: Arc::from(app.name.as_str()),
         developer: app.owner.clone(),
         organization: dev.and_then(|d| d.organization.clone()),
         groups: app.groups.clone(),

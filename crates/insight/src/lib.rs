@@ -1,0 +1,9 @@
+//! Analytics for every API (DESIGN §6): the event pipeline that folds answered requests
+//! into per-minute aggregates with mergeable latency histograms. No HTTP, no store: the
+//! binary connects the store, the admin API queries what was stored.
+
+pub mod histogram;
+pub mod pipeline;
+
+pub use histogram::Histogram;
+pub use pipeline::{AggregateStore, Event, Key, Pipeline, Row};

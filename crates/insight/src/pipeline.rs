@@ -1,0 +1,402 @@
+//! The event pipeline (DESIGN §6): each answered request becomes one [`Event`], handed to a
+//! bounded queue without waiting; one task folds events into per-minute aggregates by API,
+//! version, route, app and status class, each with a gateway-time and an upstream-time
+//! histogram, and flushes them to the store every few seconds.
+//!
+//! Rows are written as this node's absolute values for a minute, so a retried flush writes
+//! the same rows again and never double counts; readers add nodes up. When the queue is full
+//! (the folding task fell behind), the event is dropped and counted in
+//! `tollgate_events_dropped_total`. Billing never depends on this pipeline: metering has its
+//! own exact counters.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use metrics::Counter;
+
+use crate::histogram::Histogram;
+
+/// One answered request.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Unix minutes of the answer.
+    pub minute: i64,
+    pub api: Arc<str>,
+    pub version: Arc<str>,
+    pub route: Arc<str>,
+    /// The calling app, when authenticated as one.
+    pub app: Option<Arc<str>>,
+    pub status: u16,
+    /// Whole request, µs.
+    pub total_us: u64,
+    /// Time spent waiting on the upstream, µs (none when no upstream was called).
+    pub upstream_us: Option<u64>,
+}
+
+/// What an aggregate is counted by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub minute: i64,
+    pub api: Arc<str>,
+    pub version: Arc<str>,
+    pub route: Arc<str>,
+    /// `""` for requests without an app.
+    pub app: Arc<str>,
+    /// 1..=5 (`2` for 2xx).
+    pub class: u8,
+}
+
+/// One minute of one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aggregate {
+    pub requests: u64,
+    /// The whole request.
+    pub total: Histogram,
+    /// Gateway time: the whole request less the upstream's part.
+    pub gateway: Histogram,
+    pub upstream: Histogram,
+}
+
+/// A flushed row: this node's absolute aggregate for a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub key: Key,
+    pub requests: u64,
+    /// [`Histogram::encode`]d.
+    pub total: String,
+    pub gateway: String,
+    pub upstream: String,
+}
+
+/// Where aggregates are kept (the store implements it).
+pub trait AggregateStore: Send + Sync {
+    /// Writes each row as `node`'s absolute values for its key.
+    fn put(&self, node: &str, rows: Vec<Row>) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// Events waiting to be folded, at most.
+const QUEUE: usize = 65_536;
+/// Keys kept in memory at most; beyond, new keys of the minute are dropped and counted.
+const MAX_KEYS: usize = 1 << 18;
+/// Minutes kept in memory after their last event, so late events of a minute still merge.
+const KEEP_MINUTES: i64 = 2;
+
+struct Entry {
+    agg: Aggregate,
+    dirty: bool,
+}
+
+#[derive(Default)]
+struct Folded {
+    entries: HashMap<Key, Entry>,
+}
+
+/// The pipeline of one node.
+pub struct Pipeline {
+    tx: OnceLock<tokio::sync::mpsc::Sender<Event>>,
+    folded: Arc<Mutex<Folded>>,
+    store: OnceLock<(String, Arc<dyn AggregateStore>)>,
+    flush_lock: tokio::sync::Mutex<()>,
+    dropped: Counter,
+    dropped_here: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            tx: OnceLock::new(),
+            folded: Arc::new(Mutex::new(Folded::default())),
+            store: OnceLock::new(),
+            flush_lock: tokio::sync::Mutex::new(()),
+            dropped: metrics::counter!("tollgate_events_dropped_total"),
+            dropped_here: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+fn class_of(status: u16) -> u8 {
+    (status / 100).clamp(1, 5) as u8
+}
+
+impl Pipeline {
+    /// Starts the folding task (on the current runtime). Until then, events are dropped
+    /// silently: a node without analytics does not count them as lost.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
+        let _ = self.tx.set(tx);
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(256);
+            while rx.recv_many(&mut batch, 256).await > 0 {
+                let Some(me) = me.upgrade() else { return };
+                me.fold(batch.drain(..));
+            }
+        })
+    }
+
+    /// Connects the store this node's aggregates are flushed to.
+    pub fn attach(&self, node: String, store: Arc<dyn AggregateStore>) {
+        let _ = self.store.set((node, store));
+    }
+
+    /// Hands one event over without waiting; a full queue drops it (counted).
+    pub fn record(&self, event: Event) {
+        if let Some(tx) = self.tx.get()
+            && tx.try_send(event).is_err()
+        {
+            self.drop_one();
+        }
+    }
+
+    fn drop_one(&self) {
+        self.dropped.increment(1);
+        self.dropped_here
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Events dropped since start (also `tollgate_events_dropped_total`).
+    pub fn dropped(&self) -> u64 {
+        self.dropped_here.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Folded> {
+        self.folded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds events into their minute's aggregates.
+    pub fn fold(&self, events: impl Iterator<Item = Event>) {
+        let mut f = self.lock();
+        for e in events {
+            let key = Key {
+                minute: e.minute,
+                api: e.api,
+                version: e.version,
+                route: e.route,
+                app: e.app.unwrap_or_else(|| Arc::from("")),
+                class: class_of(e.status),
+            };
+            if !f.entries.contains_key(&key) && f.entries.len() >= MAX_KEYS {
+                self.drop_one();
+                continue;
+            }
+            let entry = f.entries.entry(key).or_insert_with(|| Entry {
+                agg: Aggregate::default(),
+                dirty: false,
+            });
+            entry.agg.requests += 1;
+            entry.agg.total.record(e.total_us);
+            let upstream = e.upstream_us.unwrap_or(0);
+            entry
+                .agg
+                .gateway
+                .record(e.total_us.saturating_sub(upstream));
+            if let Some(u) = e.upstream_us {
+                entry.agg.upstream.record(u);
+            }
+            entry.dirty = true;
+        }
+    }
+
+    /// Writes the aggregates changed since the last flush, and forgets minutes older than
+    /// a couple of minutes once written. Answers how many rows were written.
+    pub async fn flush(&self) -> Result<usize, String> {
+        let Some((node, store)) = self.store.get() else {
+            return Ok(0);
+        };
+        let _one = self.flush_lock.lock().await;
+        let rows: Vec<Row> = {
+            let f = self.lock();
+            f.entries
+                .iter()
+                .filter(|(_, e)| e.dirty)
+                .map(|(k, e)| Row {
+                    key: k.clone(),
+                    requests: e.agg.requests,
+                    total: e.agg.total.encode(),
+                    gateway: e.agg.gateway.encode(),
+                    upstream: e.agg.upstream.encode(),
+                })
+                .collect()
+        };
+        let n = rows.len();
+        if n > 0 {
+            let written: Vec<(Key, u64)> =
+                rows.iter().map(|r| (r.key.clone(), r.requests)).collect();
+            store.put(node, rows).await?;
+            let mut f = self.lock();
+            for (k, requests) in written {
+                // Clean only if nothing was added while writing.
+                if let Some(e) = f.entries.get_mut(&k)
+                    && e.agg.requests == requests
+                {
+                    e.dirty = false;
+                }
+            }
+        }
+        let now = now_minute();
+        self.lock()
+            .entries
+            .retain(|k, e| e.dirty || k.minute >= now - KEEP_MINUTES);
+        Ok(n)
+    }
+
+    /// Flushes every `every` until the pipeline is dropped.
+    pub fn spawn_flusher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tick.tick().await;
+                let Some(me) = me.upgrade() else { return };
+                match me.flush().await {
+                    Ok(_) if failing => {
+                        failing = false;
+                        tracing::info!("analytics aggregates written to the store again");
+                    }
+                    Ok(_) => {}
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "cannot write analytics aggregates; keeping them in memory and retrying");
+                    }
+                    Err(_) => {}
+                }
+            }
+        })
+    }
+}
+
+/// The current Unix minute.
+pub fn now_minute() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 60) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Stored = (u64, String, String);
+
+    struct Memory(Mutex<HashMap<(String, Key), Stored>>);
+
+    impl AggregateStore for Memory {
+        fn put(&self, node: &str, rows: Vec<Row>) -> BoxFuture<'_, Result<(), String>> {
+            let node = node.to_string();
+            Box::pin(async move {
+                let mut m = self.0.lock().unwrap();
+                for r in rows {
+                    m.insert((node.clone(), r.key), (r.requests, r.gateway, r.upstream));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn event(minute: i64, app: Option<&str>, status: u16, total: u64, up: Option<u64>) -> Event {
+        Event {
+            minute,
+            api: Arc::from("orders"),
+            version: Arc::from("v1"),
+            route: Arc::from("/v1/orders"),
+            app: app.map(Arc::from),
+            status,
+            total_us: total,
+            upstream_us: up,
+        }
+    }
+
+    #[tokio::test]
+    async fn events_fold_by_minute_and_dimensions_and_flush_idempotently() {
+        let p = Arc::new(Pipeline::default());
+        let mem = Arc::new(Memory(Mutex::new(HashMap::new())));
+        p.attach("n1".into(), mem.clone());
+        let now = now_minute();
+        p.fold(
+            [
+                event(now, Some("web"), 200, 1500, Some(1000)),
+                event(now, Some("web"), 201, 2500, Some(2000)),
+                event(now, Some("web"), 503, 900, None),
+                event(now, None, 200, 100, Some(50)),
+                event(now - 1, Some("web"), 200, 100, Some(50)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(p.flush().await.unwrap(), 4);
+        // Nothing new: nothing written.
+        assert_eq!(p.flush().await.unwrap(), 0);
+        let m = mem.0.lock().unwrap().clone();
+        let web2 = m
+            .iter()
+            .find(|((_, k), _)| k.minute == now && &*k.app == "web" && k.class == 2)
+            .unwrap()
+            .1;
+        assert_eq!(web2.0, 2);
+        let gw = Histogram::decode(&web2.1).unwrap();
+        assert_eq!(gw.count(), 2);
+        // gateway time = total - upstream = 500 µs each
+        assert!(gw.quantile(1.0).unwrap().abs_diff(500) <= 4);
+        let errors = m.iter().find(|((_, k), _)| k.class == 5).unwrap().1;
+        assert_eq!(errors.0, 1);
+        assert_eq!(Histogram::decode(&errors.2).unwrap().count(), 0);
+        // A later event of the same minute rewrites the row with the new absolute count.
+        p.fold([event(now, Some("web"), 200, 1500, Some(1000))].into_iter());
+        assert_eq!(p.flush().await.unwrap(), 1);
+        let m = mem.0.lock().unwrap();
+        assert_eq!(
+            m.iter()
+                .find(|((_, k), _)| k.minute == now && &*k.app == "web" && k.class == 2)
+                .unwrap()
+                .1
+                .0,
+            3
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_never_blocks() {
+        let p = Arc::new(Pipeline::default());
+        // Not started: events are ignored without blocking.
+        p.record(event(0, None, 200, 1, None));
+        assert_eq!(p.dropped(), 0);
+        // The folding task cannot run while this (single-threaded) test floods the queue:
+        // everything beyond the queue is dropped and counted, nothing waits.
+        let _task = p.start();
+        for _ in 0..(QUEUE * 2) {
+            p.record(event(now_minute(), None, 200, 1, None));
+        }
+        assert_eq!(p.dropped(), QUEUE as u64);
+        // Once the task runs, the queued events are folded.
+        tokio::task::yield_now().await;
+        assert!(
+            eventually(|| p
+                .lock()
+                .entries
+                .values()
+                .map(|e| e.agg.requests)
+                .sum::<u64>()
+                == QUEUE as u64)
+            .await
+        );
+    }
+
+    async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+        for _ in 0..1000 {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        false
+    }
+}

@@ -343,6 +343,61 @@ pub async fn heatmap(
     Ok(Json(json!({ "cells": cells })))
 }
 
+/// Hours or days rolled up per pass at most (the rest follow in the next passes).
+const ROLLS_PER_PASS: usize = 500;
+
+/// One pass of analytics retention: minutes older than the minute retention roll into
+/// hours, hours older than the hour retention into days, and days older than the day
+/// retention are deleted. Answers the rows moved or deleted.
+pub async fn retain(
+    state: &AdminState,
+    settings: &tollgate_model::document::AnalyticsSettings,
+) -> Result<u64, ApiError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp() / 60;
+    let minutes =
+        |d: tollgate_model::Duration| i64::try_from(d.as_std().as_secs() / 60).unwrap_or(i64::MAX);
+    let mut moved = 0;
+    for (kind, keep) in [
+        (tollgate_store::Rollup::MinutesToHours, settings.minutes),
+        (tollgate_store::Rollup::HoursToDays, settings.hours),
+    ] {
+        let before = now.saturating_sub(minutes(keep));
+        for _ in 0..ROLLS_PER_PASS {
+            let n = state.store.roll_up(kind, before).await?;
+            if n == 0 {
+                break;
+            }
+            moved += n;
+        }
+    }
+    moved += state
+        .store
+        .expire_analytics(now.saturating_sub(minutes(settings.days)))
+        .await?;
+    Ok(moved)
+}
+
+/// Runs [`retain`] every minute with the configuration's settings until stopped.
+pub fn spawn_retention(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let pass = async {
+                let (_, set) = state.store.load().await?;
+                let doc = crate::config::current_document(&set)?;
+                retain(&state, &doc.settings.analytics).await
+            };
+            match pass.await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "analytics rolled up"),
+                Err(e) => tracing::warn!(error = %e.detail, "analytics retention"),
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

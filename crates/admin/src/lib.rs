@@ -34,6 +34,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
+pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
 pub use auth::{Role, generate_token, hash_token};
 pub use config::{ApplyOutcome, apply_config};
 pub use control::{SyncError, sync_from_store};

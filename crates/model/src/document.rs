@@ -51,6 +51,46 @@ pub struct Settings {
     /// TLS termination settings (certificates are in `certificates`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub tls: TlsSettings,
+    /// How long analytics are kept at each granularity.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub analytics: AnalyticsSettings,
+}
+
+/// Analytics retention: per-minute aggregates are rolled into hours after `minutes`, hours
+/// into days after `hours`, and days are deleted after `days`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsSettings {
+    #[serde(default = "AnalyticsSettings::default_minutes")]
+    pub minutes: Duration,
+    #[serde(default = "AnalyticsSettings::default_hours")]
+    pub hours: Duration,
+    #[serde(default = "AnalyticsSettings::default_days")]
+    pub days: Duration,
+}
+
+impl AnalyticsSettings {
+    fn default_minutes() -> Duration {
+        Duration::from_secs(2 * 86_400)
+    }
+
+    fn default_hours() -> Duration {
+        Duration::from_secs(90 * 86_400)
+    }
+
+    fn default_days() -> Duration {
+        Duration::from_secs(730 * 86_400)
+    }
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        AnalyticsSettings {
+            minutes: Self::default_minutes(),
+            hours: Self::default_hours(),
+            days: Self::default_days(),
+        }
+    }
 }
 
 /// How the TLS listener behaves.

@@ -194,6 +194,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     }
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
+    check_analytics(&doc.settings.analytics, &mut errs);
     product::check_products(doc, &mut errs);
     product::check_webhooks(doc, &mut errs);
     check_tls(doc, &mut errs);
@@ -760,6 +761,29 @@ fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
     }
 }
 
+/// Retention grows with the granularity: minutes ≥ 1h, hours ≥ minutes, days ≥ hours.
+fn check_analytics(a: &crate::document::AnalyticsSettings, errs: &mut Errors) {
+    let hour = crate::units::Duration::from_secs(3600);
+    if a.minutes < hour {
+        errs.push(
+            "settings.analytics.minutes",
+            "keep per-minute analytics at least 1h (they are rolled into hours)",
+        );
+    }
+    if a.hours < a.minutes {
+        errs.push(
+            "settings.analytics.hours",
+            "hourly analytics must be kept at least as long as per-minute ones",
+        );
+    }
+    if a.days < a.hours {
+        errs.push(
+            "settings.analytics.days",
+            "daily analytics must be kept at least as long as hourly ones",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,6 +853,21 @@ webhooks:
         );
         assert!(errs[1].1.contains("before started_at"), "{}", errs[1].1);
         assert!(errs[3].1.contains("loopback"), "{}", errs[3].1);
+    }
+
+    #[test]
+    fn analytics_retention_grows_with_granularity() {
+        assert_eq!(check(BASE), vec![]);
+        let yaml =
+            format!("{BASE}settings:\n  analytics: {{ minutes: 30m, hours: 1d, days: 12h }}\n");
+        let paths: Vec<String> = check(&yaml).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            ["settings.analytics.minutes", "settings.analytics.days"]
+        );
+        let yaml = format!("{BASE}settings:\n  analytics: {{ minutes: 3d }}\n");
+        let paths: Vec<String> = check(&yaml).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, Vec::<String>::new(), "hours default to 90 days");
     }
 
     #[test]

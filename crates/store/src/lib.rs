@@ -17,7 +17,7 @@ mod store;
 mod tokens;
 mod usage;
 
-pub use analytics::{AggregateFilter, AggregateRow};
+pub use analytics::{AggregateFilter, AggregateRow, Rollup};
 pub use error::StoreError;
 pub use invoices::InvoiceRow;
 pub use notify::{Attempt, CreditEntry, Delivery, Notice};

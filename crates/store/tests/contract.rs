@@ -108,7 +108,126 @@ contract!(
     notices_are_stored_once_and_credit_debits_are_replaced_per_period,
     hourly_usage_adds_up_minutes_and_nodes,
     analytics_rows_are_absolute_per_node_and_filterable,
+    analytics_roll_up_into_hours_and_days_without_losing_or_double_counting,
 );
+
+async fn analytics_roll_up_into_hours_and_days_without_losing_or_double_counting(store: Store) {
+    use tollgate_store::{AggregateFilter, AggregateRow, Rollup};
+    let row = |minute: i64, app: &str, requests: u64, bucket: u16| AggregateRow {
+        minute,
+        api: "orders".into(),
+        version: "v1".into(),
+        route: "/v1".into(),
+        app: app.into(),
+        class: 2,
+        requests,
+        total: format!("{bucket}:{requests}"),
+        gateway: String::new(),
+        upstream: String::new(),
+    };
+    let day = 20_000 * 1440; // a day's first minute
+    store
+        .put_aggregates(
+            "n1",
+            &[row(day + 5, "web", 3, 10), row(day + 65, "web", 2, 20)],
+        )
+        .await
+        .unwrap();
+    store
+        .put_aggregates("n2", &[row(day + 6, "web", 4, 10), row(day + 7, "", 1, 30)])
+        .await
+        .unwrap();
+    let all = AggregateFilter::default();
+    let total = |rows: &[AggregateRow]| rows.iter().map(|r| r.requests).sum::<u64>();
+    let before = store.aggregates(0, i64::MAX / 2, &all).await.unwrap();
+    assert_eq!(total(&before), 10);
+    // Minutes older than `day + 120` roll into their hours, one hour per call.
+    assert_eq!(
+        store
+            .roll_up(Rollup::MinutesToHours, day + 120)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .roll_up(Rollup::MinutesToHours, day + 120)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .roll_up(Rollup::MinutesToHours, day + 120)
+            .await
+            .unwrap(),
+        0
+    );
+    let hours = store.aggregates(0, i64::MAX / 2, &all).await.unwrap();
+    assert_eq!(total(&hours), 10);
+    assert_eq!(hours.len(), 3, "{hours:?}");
+    let web0 = hours
+        .iter()
+        .find(|r| r.minute == day && r.app == "web")
+        .unwrap();
+    assert_eq!(web0.requests, 7);
+    assert_eq!(web0.total, "10:7", "both nodes' histograms merged");
+    // A late minute of an hour already rolled merges into it.
+    store
+        .put_aggregates("n3", &[row(day + 9, "web", 5, 10)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .roll_up(Rollup::MinutesToHours, day + 120)
+            .await
+            .unwrap(),
+        1
+    );
+    let hours = store.aggregates(0, i64::MAX / 2, &all).await.unwrap();
+    assert_eq!(total(&hours), 15);
+    assert_eq!(
+        hours
+            .iter()
+            .find(|r| r.minute == day && r.app == "web")
+            .unwrap()
+            .total,
+        "10:12"
+    );
+    // Hours roll into the day; filters still apply.
+    assert_eq!(
+        store
+            .roll_up(Rollup::HoursToDays, day + 1440)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .roll_up(Rollup::HoursToDays, day + 1440)
+            .await
+            .unwrap(),
+        0
+    );
+    let days = store.aggregates(0, i64::MAX / 2, &all).await.unwrap();
+    assert_eq!(total(&days), 15);
+    assert_eq!(days.len(), 2);
+    let web = AggregateFilter {
+        app: Some("web".into()),
+        ..AggregateFilter::default()
+    };
+    let web_days = store.aggregates(day, day + 1, &web).await.unwrap();
+    assert_eq!(total(&web_days), 14);
+    assert_eq!(web_days[0].total, "10:12,20:2");
+    assert_eq!(store.expire_analytics(day + 1).await.unwrap(), 2);
+    assert!(
+        store
+            .aggregates(0, i64::MAX / 2, &all)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 async fn analytics_rows_are_absolute_per_node_and_filterable(store: Store) {
     use tollgate_store::{AggregateFilter, AggregateRow};

@@ -313,6 +313,7 @@ async fn serve(
         .map(|rx| tollgate_admin::spawn_quota_notices(state.clone(), rx));
     let webhook_worker = tollgate_admin::spawn_webhook_worker(state.clone());
     let credit_watch = tollgate_admin::spawn_credit_watch(state.clone());
+    let analytics_retention = tollgate_admin::spawn_analytics_retention(state.clone());
     sync_from_store(&store, &gateway)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -439,6 +440,7 @@ async fn serve(
     background.abort();
     webhook_worker.abort();
     credit_watch.abort();
+    analytics_retention.abort();
     if let Some(t) = quota_notices {
         t.abort();
     }

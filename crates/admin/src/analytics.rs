@@ -115,11 +115,15 @@ impl Common {
     }
 }
 
-async fn rows(state: &AdminState, r: &Range) -> Result<Vec<AggregateRow>, ApiError> {
-    // Minutes that start inside the range.
-    let from = r.from.div_euclid(60) + i64::from(r.from.rem_euclid(60) != 0);
-    let to = r.to.div_euclid(60) + i64::from(r.to.rem_euclid(60) != 0);
-    Ok(state.store.aggregates(from, to, &r.filter).await?)
+/// The rows of every minute that overlaps `[from, to)` (Unix seconds).
+async fn rows(
+    state: &AdminState,
+    (from, to): (i64, i64),
+    filter: &AggregateFilter,
+) -> Result<Vec<AggregateRow>, ApiError> {
+    let first = from.div_euclid(60);
+    let end = to.div_euclid(60) + i64::from(to.rem_euclid(60) != 0);
+    Ok(state.store.aggregates(first, end, filter).await?)
 }
 
 /// Requests, errors and merged latency of a set of rows.
@@ -226,7 +230,8 @@ pub async fn timeseries(
         )));
     }
     let mut sums: Vec<Sum> = (0..points).map(|_| Sum::default()).collect();
-    for r in rows(&state, &range).await? {
+    // Whole steps: the first one starts at or before `from`.
+    for r in rows(&state, (first, range.to), &range.filter).await? {
         let i = (r.minute * 60 - first).div_euclid(step);
         if let Some(s) = usize::try_from(i).ok().and_then(|i| sums.get_mut(i)) {
             s.add(&r);
@@ -291,7 +296,7 @@ pub async fn top(
     };
     let range = c.range(3600)?;
     let mut sums: HashMap<String, Sum> = HashMap::new();
-    for r in rows(&state, &range).await? {
+    for r in rows(&state, (range.from, range.to), &range.filter).await? {
         sums.entry(key(&r)).or_default().add(&r);
     }
     let mut list: Vec<(String, Sum)> = sums.into_iter().collect();
@@ -321,7 +326,7 @@ pub async fn heatmap(
 ) -> Result<Json<Value>, ApiError> {
     let range = c.range(28 * 86_400)?;
     let mut cells: BTreeMap<(u8, u8), u64> = BTreeMap::new();
-    for r in rows(&state, &range).await? {
+    for r in rows(&state, (range.from, range.to), &range.filter).await? {
         let Ok(t) = OffsetDateTime::from_unix_timestamp(r.minute * 60) else {
             continue;
         };

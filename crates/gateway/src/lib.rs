@@ -6,6 +6,7 @@
 //! atomically. Requests load the current snapshot once and never see half a change, and
 //! never touch the store.
 
+pub mod accesslog;
 pub mod aggregate;
 pub mod auth;
 pub mod body;
@@ -58,6 +59,8 @@ pub struct Gateway {
     pub meter: Arc<metering::Meter>,
     /// The analytics event pipeline.
     pub insight: Arc<tollgate_insight::Pipeline>,
+    /// The access log writer (off until started).
+    pub access_log: Arc<tollgate_insight::accesslog::AccessLog>,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -89,6 +92,7 @@ impl Gateway {
             limits: limit::LimitsShared::default(),
             meter: Arc::default(),
             insight: Arc::default(),
+            access_log: Arc::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),

@@ -68,6 +68,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         limit_headers: Vec::new(),
         metered: None,
         app: None,
+        capture: None,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -93,6 +94,10 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::SERVER_TIMING.clone(),
         forward::server_timing(gateway_us, upstream_us),
     );
+    let logged_id = outcome
+        .capture
+        .is_some()
+        .then(|| String::from_utf8_lossy(request_id.as_bytes()).into_owned());
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
     // A plan's limits and the route's own each add their items (a structured field list).
     for (name, value) in outcome.limit_headers.drain(..) {
@@ -115,13 +120,24 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         metrics.upstream_duration.record(u.as_secs_f64());
     }
     if let Some(route) = outcome.route.map(|i| &snapshot.routes[i]) {
+        let status = resp.status().as_u16();
+        if let Some(capture) = outcome.capture.take() {
+            gw.access_log.record(capture.finish(
+                logged_id.as_deref().unwrap_or(""),
+                route,
+                outcome.app.clone(),
+                status,
+                micros(total),
+                upstream_us,
+            ));
+        }
         gw.insight.record(tollgate_insight::Event {
             minute: unix_minute(),
             api: route.api.clone(),
             version: route.version.clone(),
             route: route.label.clone(),
             app: outcome.app.take(),
-            status: resp.status().as_u16(),
+            status,
             total_us: micros(total),
             upstream_us,
         });
@@ -183,6 +199,8 @@ fn redirect_to_https(
 
 struct Outcome {
     route: Option<usize>,
+    /// What the access log keeps of the request, when the API logs.
+    capture: Option<crate::accesslog::Capture>,
     /// The authenticated app, for analytics.
     app: Option<Arc<str>>,
     upstream_time: Option<std::time::Duration>,
@@ -251,6 +269,11 @@ async fn proxy(
     outcome.route = Some(route_index);
 
     let client_ip = forward::client_ip(conn.peer.ip(), req.headers(), &snapshot.trusted_proxies);
+    if let Some(spec) = &route.access_log
+        && gw.access_log.is_on()
+    {
+        outcome.capture = Some(crate::accesslog::Capture::take(spec, &req, client_ip));
+    }
     if let Some(rules) = &route.ip_restrict {
         let ip = client_ip;
         let denied = rules.deny.iter().any(|n| n.contains(ip));
@@ -520,7 +543,10 @@ async fn proxy(
                 Some(g) => Some(g.enter(&route.api)?),
                 None => None,
             };
-            let body = request_body(route, &mut parts.headers, body).await?;
+            let mut body = request_body(route, &mut parts.headers, body).await?;
+            if let Some(capture) = &outcome.capture {
+                body = capture.tee(body);
+            }
             let result =
                 forward_upstream(route, conn, parts, body, &path_and_query, upgrade, outcome).await;
             if let (Some(pass), Some(breaker)) = (pass, &route.breaker) {

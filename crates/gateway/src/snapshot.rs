@@ -50,6 +50,8 @@ impl Default for Defaults {
 /// What a matched route does, resolved from every scope at compile time.
 #[derive(Debug)]
 pub struct CompiledRoute {
+    /// The API's access log, when on.
+    pub access_log: Option<Arc<tollgate_insight::accesslog::LogSpec>>,
     pub api: Arc<str>,
     pub version: Arc<str>,
     pub label: Arc<str>,
@@ -480,6 +482,15 @@ fn compile_route(
             .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
     });
     Ok(CompiledRoute {
+        access_log: api.access_log.as_ref().filter(|l| l.enabled).map(|l| {
+            let lower = |v: &Vec<String>| v.iter().map(|h| h.to_ascii_lowercase()).collect();
+            Arc::new(tollgate_insight::accesslog::LogSpec {
+                headers: lower(&l.headers),
+                mask_headers: lower(&l.mask_headers),
+                mask_fields: l.mask_fields.clone(),
+                body: l.body,
+            })
+        }),
         api: Arc::from(api.name.as_str()),
         version: Arc::from(version.version.as_str()),
         label: Arc::from(route.label()),

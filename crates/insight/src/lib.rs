@@ -2,7 +2,9 @@
 //! into per-minute aggregates with mergeable latency histograms. No HTTP, no store: the
 //! binary connects the store, the admin API queries what was stored.
 
+pub mod accesslog;
 pub mod histogram;
+pub mod mask;
 pub mod pipeline;
 
 pub use histogram::Histogram;

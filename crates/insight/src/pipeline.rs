@@ -80,8 +80,10 @@ pub trait AggregateStore: Send + Sync {
 const QUEUE: usize = 65_536;
 /// Keys kept in memory at most; beyond, new keys of the minute are dropped and counted.
 const MAX_KEYS: usize = 1 << 18;
-/// Minutes kept in memory after their last event, so late events of a minute still merge.
-const KEEP_MINUTES: i64 = 2;
+/// Minutes kept in memory, so late events of a minute still merge. An event older than
+/// that is dropped (counted): folding it into a fresh count would overwrite the stored row
+/// with a smaller one.
+const KEEP_MINUTES: i64 = 5;
 
 struct Entry {
     agg: Aggregate,
@@ -96,6 +98,8 @@ struct Folded {
 /// The pipeline of one node.
 pub struct Pipeline {
     tx: OnceLock<tokio::sync::mpsc::Sender<Event>>,
+    /// Asks the folding task to fold what is queued and stop; it answers on the oneshot.
+    stop: Mutex<Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>>,
     folded: Arc<Mutex<Folded>>,
     store: OnceLock<(String, Arc<dyn AggregateStore>)>,
     flush_lock: tokio::sync::Mutex<()>,
@@ -113,6 +117,7 @@ impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
             tx: OnceLock::new(),
+            stop: Mutex::new(None),
             folded: Arc::new(Mutex::new(Folded::default())),
             store: OnceLock::new(),
             flush_lock: tokio::sync::Mutex::new(()),
@@ -132,14 +137,49 @@ impl Pipeline {
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
         let _ = self.tx.set(tx);
+        let (stop_tx, mut stop_rx) =
+            tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop_tx);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(256);
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let Some(me) = me.upgrade() else { return };
-                me.fold(batch.drain(..));
+            loop {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, 256) => {
+                        if n == 0 {
+                            return;
+                        }
+                        let Some(me) = me.upgrade() else { return };
+                        me.fold(batch.drain(..));
+                    }
+                    done = stop_rx.recv() => {
+                        // Fold what is queued, then stop taking events.
+                        rx.close();
+                        while rx.recv_many(&mut batch, 256).await > 0 {
+                            if let Some(me) = me.upgrade() {
+                                me.fold(batch.drain(..));
+                            }
+                        }
+                        if let Some(done) = done {
+                            let _ = done.send(());
+                        }
+                        return;
+                    }
+                }
             }
         })
+    }
+
+    /// Folds every event queued so far and stops folding (shutdown: call before the last
+    /// [`flush`](Self::flush)).
+    pub async fn drain(&self) {
+        let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(stop) = stop {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            if stop.send(done).await.is_ok() {
+                let _ = wait.await;
+            }
+        }
     }
 
     /// Connects the store this node's aggregates are flushed to.
@@ -173,8 +213,13 @@ impl Pipeline {
 
     /// Folds events into their minute's aggregates.
     pub fn fold(&self, events: impl Iterator<Item = Event>) {
+        let oldest = now_minute() - KEEP_MINUTES;
         let mut f = self.lock();
         for e in events {
+            if e.minute < oldest {
+                self.drop_one();
+                continue;
+            }
             let key = Key {
                 minute: e.minute,
                 api: e.api,
@@ -241,10 +286,10 @@ impl Pipeline {
                 }
             }
         }
-        let now = now_minute();
+        let oldest = now_minute() - KEEP_MINUTES;
         self.lock()
             .entries
-            .retain(|k, e| e.dirty || k.minute >= now - KEEP_MINUTES);
+            .retain(|k, e| e.dirty || k.minute >= oldest);
         Ok(n)
     }
 
@@ -376,7 +421,19 @@ mod tests {
             p.record(event(now_minute(), None, 200, 1, None));
         }
         assert_eq!(p.dropped(), QUEUE as u64);
-        // Once the task runs, the queued events are folded.
+        // Draining folds everything queued.
+        p.drain().await;
+        assert_eq!(
+            p.lock()
+                .entries
+                .values()
+                .map(|e| e.agg.requests)
+                .sum::<u64>(),
+            QUEUE as u64
+        );
+        // Events of minutes long gone are dropped, not folded into a fresh count.
+        p.fold([event(now_minute() - 60, None, 200, 1, None)].into_iter());
+        assert_eq!(p.dropped(), QUEUE as u64 + 1);
         tokio::task::yield_now().await;
         assert!(
             eventually(|| p

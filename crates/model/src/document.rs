@@ -453,8 +453,41 @@ pub struct Api {
     /// Policies applied to every route of every version of this API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
+    /// One JSON line per answered request, personal data masked (off without this block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<Version>,
+}
+
+/// An API's access log. E-mail addresses, card numbers, bearer tokens, API keys and
+/// credential headers are always masked; these settings add to that.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// `false` turns the log off while keeping its settings.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    /// Request headers to include (their values masked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// Headers whose values are redacted whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_headers: Vec<String>,
+    /// JSON body fields and query parameters redacted whole (any depth, any case).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask_fields: Vec<String>,
+    /// Include the request body when it is JSON (its first 8 KiB), masked.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub body: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

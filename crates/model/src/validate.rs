@@ -96,6 +96,9 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     let mut routes: Vec<(String, &Route)> = Vec::new();
     for (i, api) in doc.apis.iter().enumerate() {
         let path = format!("apis[{i}]");
+        if let Some(log) = &api.access_log {
+            check_access_log(log, &format!("{path}.access_log"), &mut errs);
+        }
         if !is_slug(&api.name) {
             errs.push(
                 format!("{path}.name"),
@@ -758,6 +761,37 @@ fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
             .map(|(p, _)| format!(" (see {p})"))
             .unwrap_or_default();
         errs.push(path, format!("{e}{other}"));
+    }
+}
+
+/// Header names parse; lists stay short.
+fn check_access_log(log: &crate::document::AccessLogConfig, path: &str, errs: &mut Errors) {
+    for (field, list) in [
+        ("headers", &log.headers),
+        ("mask_headers", &log.mask_headers),
+    ] {
+        if list.len() > 50 {
+            errs.push(format!("{path}.{field}"), "at most 50 headers");
+        }
+        for (j, h) in list.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                errs.push(
+                    format!("{path}.{field}[{j}]"),
+                    format!("`{h}` is not a header name"),
+                );
+            }
+        }
+    }
+    if log.mask_fields.len() > 200 {
+        errs.push(format!("{path}.mask_fields"), "at most 200 fields");
+    }
+    for (j, f) in log.mask_fields.iter().enumerate() {
+        if f.is_empty() || f.len() > 200 {
+            errs.push(
+                format!("{path}.mask_fields[{j}]"),
+                "a field name of 1 to 200 characters",
+            );
+        }
     }
 }
 

@@ -71,7 +71,19 @@ pub struct ServeArgs {
     /// `text` or `json` log lines.
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Where access log lines go (APIs with `access_log`): a file, rotated at 100 MB with
+    /// five old files kept, or `-` for standard output. Default: `access.log` in the data
+    /// directory.
+    #[arg(long, env = "TOLLGATE_ACCESS_LOG")]
+    pub access_log: Option<String>,
+    /// `off` stops collecting analytics on this node (its requests are then missing from
+    /// the analytics queries; billing and metrics are not affected).
+    #[arg(long, env = "TOLLGATE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
+    pub analytics: String,
 }
+
+/// Size at which the access log file is rotated.
+const ACCESS_LOG_MAX: u64 = 100 << 20;
 
 /// What `demo` adds to a plain `serve`.
 pub struct Extras {
@@ -303,7 +315,21 @@ async fn serve(
     gateway
         .insight
         .attach(meter_node, Arc::new(Aggregates(store.clone())));
-    let insight_folder = gateway.insight.start();
+    let insight_folder = (args.analytics == "on").then(|| gateway.insight.start());
+    let access_log_target = match args.access_log.as_deref() {
+        Some("-") => tollgate_insight::accesslog::Target::Stdout,
+        Some(path) => tollgate_insight::accesslog::Target::File(PathBuf::from(path)),
+        None => tollgate_insight::accesslog::Target::File(data_dir(&args).join("access.log")),
+    };
+    let access_log_writer = gateway
+        .access_log
+        .start(access_log_target.clone(), ACCESS_LOG_MAX)
+        .await
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "cannot open the access log {access_log_target:?}: {e}"
+            ))
+        })?;
     let insight_flusher = gateway.insight.spawn_flusher(INSIGHT_FLUSH);
     let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
     let quota_notices = gateway
@@ -449,10 +475,14 @@ async fn serve(
         tracing::warn!(error = %e, "quota counters of the last second were not saved");
     }
     insight_flusher.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), gateway.insight.drain()).await;
     if let Err(e) = gateway.insight.flush().await {
         tracing::warn!(error = %e, "analytics of the last seconds were not saved");
     }
-    insight_folder.abort();
+    if let Some(t) = insight_folder {
+        t.abort();
+    }
+    access_log_writer.abort();
     usage_flusher.abort();
     if let Err(e) = gateway.meter.flush().await {
         tracing::warn!(error = %e, "usage counts of the last second were not saved");

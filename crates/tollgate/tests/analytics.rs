@@ -225,3 +225,81 @@ async fn exact_counts_in_every_query_and_percentiles_match_the_client() {
         assert_eq!(r.status, 400, "{bad}: {}", r.text());
     }
 }
+
+#[tokio::test]
+async fn the_access_log_is_per_api_json_lines_with_personal_data_masked() {
+    let m = MockUpstream::start("svc").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("logs/access.log");
+    let yaml = config(&m)
+        .replace(
+            "    policies: [{ key_auth: {} }]\n",
+            "    policies: [{ key_auth: {} }]\n    access_log: { headers: [user-agent, x-api-key, x-customer], mask_headers: [x-customer], mask_fields: [ssn], body: true }\n",
+        )
+        .replace(
+            "developers:",
+            "  - name: quiet\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{ path: /quiet }]\ndevelopers:",
+        );
+    let node = start_with(
+        NodeOptions::new()
+            .config(yaml)
+            .arg("--access-log")
+            .arg(log.display().to_string()),
+    )
+    .await;
+    let client = Client::new();
+    let body =
+        r#"{"email":"jane@example.com","ssn":"123-45-6789","card":"4111 1111 1111 1111","qty":2}"#;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(node.proxy_url("/v1/a/users/jane%40example.com?api_key=key-one-0123456789&q=x"))
+        .header("content-type", "application/json")
+        .header("user-agent", "test-agent/1")
+        .header("x-customer", "cust-42")
+        .header("x-api-key", "key-one-0123456789")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let r = client.send(req).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = client.get(&node.proxy_url("/quiet/x")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())
+        })
+        .await,
+        "no access log line"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "only the API that logs: {text}");
+    let l = &lines[0];
+    assert_eq!(l["api"], "orders");
+    assert_eq!(l["method"], "POST");
+    assert_eq!(l["status"], 200);
+    assert_eq!(l["app"], "one");
+    assert_eq!(l["path"], "/v1/a/users/***@example.com");
+    assert_eq!(l["query"], "api_key=[redacted]&q=x");
+    assert_eq!(l["headers"]["user-agent"], "test-agent/1");
+    assert_eq!(l["headers"]["x-customer"], "[redacted]");
+    assert_eq!(l["headers"]["x-api-key"], "[redacted]");
+    assert_eq!(
+        l["body"],
+        serde_json::json!({"email": "***@example.com", "ssn": "[redacted]", "card": "**** **** **** 1111", "qty": 2})
+    );
+    assert!(l["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(!l["request_id"].as_str().unwrap().is_empty());
+    for secret in [
+        "key-one-0123456789",
+        "jane@",
+        "123-45-6789",
+        "4111 1111 1111 1111",
+        "cust-42",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}

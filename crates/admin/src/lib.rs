@@ -5,6 +5,7 @@
 //! whole result, commit the difference in one store transaction, and install the new
 //! revision on this node's gateway before answering. A rejected change writes nothing.
 
+mod alerts;
 mod analytics;
 mod auth;
 mod billing;
@@ -34,6 +35,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
+pub use alerts::{spawn_alerts, spawn_block_sync};
 pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
 pub use auth::{Role, generate_token, hash_token};
 pub use config::{ApplyOutcome, apply_config};
@@ -83,6 +85,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(pricing::routes())
         .merge(usage::routes())
         .merge(analytics::routes())
+        .merge(alerts::routes())
         .merge(invoices::routes())
         .merge(export::routes())
         .merge(notify::routes())

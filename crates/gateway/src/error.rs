@@ -58,6 +58,9 @@ pub enum ProxyError {
     /// A prepaid subscription's credit is spent.
     #[error("{0}")]
     CreditExhausted(String),
+    /// A detector blocked the client address or app for a while.
+    #[error("{0}")]
+    Blocked(String),
     #[error("the authentication service could not be reached")]
     AuthServiceUnavailable,
     #[error("the request is not allowed by this API's CORS rules")]
@@ -96,6 +99,7 @@ impl ProxyError {
             ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) | ProxyError::CorsRejected => StatusCode::FORBIDDEN,
             ProxyError::CreditExhausted(_) => StatusCode::PAYMENT_REQUIRED,
+            ProxyError::Blocked(_) => StatusCode::FORBIDDEN,
             ProxyError::AuthServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -128,6 +132,7 @@ impl ProxyError {
             | ProxyError::Unauthenticated { .. }
             | ProxyError::Forbidden(_)
             | ProxyError::CreditExhausted(_)
+            | ProxyError::Blocked(_)
             | ProxyError::CorsRejected
             | ProxyError::RateLimited(_)
             | ProxyError::QuotaExceeded(..) => Side::Downstream,
@@ -169,6 +174,7 @@ impl ProxyError {
             ProxyError::Unauthenticated { .. } => "unauthenticated",
             ProxyError::Forbidden(_) => "forbidden",
             ProxyError::CreditExhausted(_) => "credit-exhausted",
+            ProxyError::Blocked(_) => "blocked",
             ProxyError::AuthServiceUnavailable => "auth-service-unavailable",
             ProxyError::CorsRejected => "cors-rejected",
             ProxyError::RateLimited(_) => "rate-limited",

@@ -61,6 +61,10 @@ pub struct Gateway {
     pub insight: Arc<tollgate_insight::Pipeline>,
     /// The access log writer (off until started).
     pub access_log: Arc<tollgate_insight::accesslog::AccessLog>,
+    /// The empty name analytics events of unmatched requests carry.
+    pub(crate) unmatched_name: Arc<str>,
+    /// Client addresses and apps a detector blocked, until when (Unix seconds).
+    pub blocks: arc_swap::ArcSwap<Blocks>,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -69,6 +73,85 @@ pub struct Gateway {
     pub https_port: std::sync::atomic::AtomicU16,
     /// Serialises installs so an older revision never replaces a newer one.
     install_lock: std::sync::Mutex<()>,
+}
+
+/// What detectors blocked: client addresses and apps, each until a Unix second.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Blocks {
+    pub addresses: std::collections::HashMap<std::net::IpAddr, i64>,
+    pub apps: std::collections::HashMap<String, i64>,
+}
+
+impl Blocks {
+    pub fn is_empty(&self) -> bool {
+        self.addresses.is_empty() && self.apps.is_empty()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Gateway {
+    /// Replaces the blocks (the store's active ones, all nodes).
+    pub fn set_blocks(&self, blocks: Blocks) {
+        if **self.blocks.load() != blocks {
+            self.blocks.store(Arc::new(blocks));
+        }
+    }
+
+    /// Adds one block at once (this node), before the next sync from the store.
+    pub fn add_block(&self, address: Option<std::net::IpAddr>, app: Option<&str>, until: i64) {
+        let mut b = (**self.blocks.load()).clone();
+        if let Some(ip) = address {
+            b.addresses.insert(ip, until);
+        }
+        if let Some(a) = app {
+            b.apps.insert(a.to_string(), until);
+        }
+        self.blocks.store(Arc::new(b));
+    }
+
+    /// Until when `address` is blocked, if it is now.
+    pub(crate) fn blocked_address(&self, address: std::net::IpAddr) -> Option<i64> {
+        let b = self.blocks.load();
+        if b.addresses.is_empty() {
+            return None;
+        }
+        b.addresses
+            .get(&address)
+            .copied()
+            .filter(|u| *u > unix_now())
+    }
+
+    /// Until when `app` is blocked, if it is now.
+    pub(crate) fn blocked_app(&self, app: &str) -> Option<i64> {
+        let b = self.blocks.load();
+        if b.apps.is_empty() {
+            return None;
+        }
+        b.apps.get(app).copied().filter(|u| *u > unix_now())
+    }
+}
+
+/// The detectors' rules from the configuration.
+fn detector_rules(
+    d: &tollgate_model::document::DetectorSettings,
+) -> tollgate_insight::detect::Rules {
+    let rule = |r: &tollgate_model::document::DetectorRule| {
+        r.enabled.then(|| tollgate_insight::detect::Rule {
+            threshold: r.threshold,
+            window: r.window.as_std().as_secs().max(1),
+            block: r.block.as_std().as_secs(),
+        })
+    };
+    tollgate_insight::detect::Rules {
+        auth_failures: rule(&d.auth_failures),
+        enumeration: rule(&d.enumeration),
+        key_sharing: rule(&d.key_sharing),
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -93,6 +176,8 @@ impl Gateway {
             meter: Arc::default(),
             insight: Arc::default(),
             access_log: Arc::default(),
+            unmatched_name: Arc::from(""),
+            blocks: arc_swap::ArcSwap::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),
@@ -146,6 +231,8 @@ impl Gateway {
         }
         let started = Instant::now();
         let mut snapshot = Snapshot::compile(doc, revision, &self.context())?;
+        self.insight
+            .set_rules(detector_rules(&doc.settings.detectors));
         self.limits.retain(&snapshot.used);
         if let Some(table) = snapshot.certificates.take() {
             self.tls.install(table);

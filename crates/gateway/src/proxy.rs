@@ -60,6 +60,7 @@ impl ConnInfo {
 /// Answers one request. Never fails: every error becomes a problem+json response.
 pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
+    let peer_ip = conn.peer.ip();
     let request_id = forward::request_id(req.headers());
     let snapshot = gw.snapshot();
     let mut outcome = Outcome {
@@ -69,6 +70,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         metered: None,
         app: None,
         capture: None,
+        client_ip: None,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -140,6 +142,20 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
             status,
             total_us: micros(total),
             upstream_us,
+            client_ip: outcome.client_ip.unwrap_or(peer_ip),
+        });
+    } else {
+        // Matched no route: only the detectors look at it (404 enumeration).
+        gw.insight.record(tollgate_insight::Event {
+            minute: unix_minute(),
+            api: gw.unmatched_name.clone(),
+            version: gw.unmatched_name.clone(),
+            route: gw.unmatched_name.clone(),
+            app: None,
+            status: resp.status().as_u16(),
+            total_us: micros(total),
+            upstream_us: None,
+            client_ip: outcome.client_ip.unwrap_or(peer_ip),
         });
     }
     resp
@@ -199,6 +215,8 @@ fn redirect_to_https(
 
 struct Outcome {
     route: Option<usize>,
+    /// The client's address, once known (behind trusted proxies, the forwarded one).
+    client_ip: Option<std::net::IpAddr>,
     /// What the access log keeps of the request, when the API logs.
     capture: Option<crate::accesslog::Capture>,
     /// The authenticated app, for analytics.
@@ -218,6 +236,17 @@ async fn proxy(
     request_id: &HeaderValue,
     outcome: &mut Outcome,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let client_ip = forward::client_ip(conn.peer.ip(), req.headers(), &snapshot.trusted_proxies);
+    outcome.client_ip = Some(client_ip);
+    if let Some(until) = gw.blocked_address(client_ip) {
+        return Err(ProxyError::Blocked(format!(
+            "requests from this address are blocked for {} s after suspicious traffic",
+            until
+                - std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+        )));
+    }
     // The URI is shared (a cheap clone) so the path can be borrowed while headers change.
     let uri = req.uri().clone();
     let path = normalize_path(uri.path()).map_err(|e| ProxyError::BadPath(e.to_string()))?;
@@ -268,7 +297,6 @@ async fn proxy(
     let route = &snapshot.routes[route_index];
     outcome.route = Some(route_index);
 
-    let client_ip = forward::client_ip(conn.peer.ip(), req.headers(), &snapshot.trusted_proxies);
     if let Some(spec) = &route.access_log
         && gw.access_log.is_on()
     {
@@ -328,6 +356,14 @@ async fn proxy(
         .await?
     };
     outcome.app = identity.app.as_ref().map(|a| a.shared_name.clone());
+    if let Some(app) = &identity.app
+        && gw.blocked_app(&app.name).is_some()
+    {
+        return Err(ProxyError::Blocked(format!(
+            "app `{}` is blocked for a while after suspicious traffic",
+            app.name
+        )));
+    }
     if let Some(acl) = &route.acl {
         authz::check_acl(acl, &identity)?;
     }

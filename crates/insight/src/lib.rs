@@ -3,6 +3,7 @@
 //! binary connects the store, the admin API queries what was stored.
 
 pub mod accesslog;
+pub mod detect;
 pub mod histogram;
 pub mod mask;
 pub mod pipeline;

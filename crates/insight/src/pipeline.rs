@@ -33,6 +33,8 @@ pub struct Event {
     pub total_us: u64,
     /// Time spent waiting on the upstream, µs (none when no upstream was called).
     pub upstream_us: Option<u64>,
+    /// The client's address (for the detectors; not aggregated).
+    pub client_ip: std::net::IpAddr,
 }
 
 /// What an aggregate is counted by.
@@ -98,6 +100,9 @@ struct Folded {
 /// The pipeline of one node.
 pub struct Pipeline {
     tx: OnceLock<tokio::sync::mpsc::Sender<Event>>,
+    /// Touched by the folding task only.
+    detectors: Mutex<crate::detect::Detectors>,
+    alerts: OnceLock<tokio::sync::mpsc::Sender<crate::detect::Alert>>,
     /// Asks the folding task to fold what is queued and stop; it answers on the oneshot.
     stop: Mutex<Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>>>,
     folded: Arc<Mutex<Folded>>,
@@ -117,6 +122,8 @@ impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
             tx: OnceLock::new(),
+            detectors: Mutex::new(crate::detect::Detectors::default()),
+            alerts: OnceLock::new(),
             stop: Mutex::new(None),
             folded: Arc::new(Mutex::new(Folded::default())),
             store: OnceLock::new(),
@@ -182,6 +189,20 @@ impl Pipeline {
         }
     }
 
+    /// Replaces the detectors' rules (their counts start over when a rule changes).
+    pub fn set_rules(&self, rules: crate::detect::Rules) {
+        let mut d = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
+        if d.rules != rules {
+            *d = crate::detect::Detectors::new(rules);
+        }
+    }
+
+    /// Alerts from now on arrive on the answered receiver (once per node).
+    pub fn subscribe_alerts(&self) -> Option<tokio::sync::mpsc::Receiver<crate::detect::Alert>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        self.alerts.set(tx).ok().map(|()| rx)
+    }
+
     /// Connects the store this node's aggregates are flushed to.
     pub fn attach(&self, node: String, store: Arc<dyn AggregateStore>) {
         let _ = self.store.set((node, store));
@@ -214,8 +235,27 @@ impl Pipeline {
     /// Folds events into their minute's aggregates.
     pub fn fold(&self, events: impl Iterator<Item = Event>) {
         let oldest = now_minute() - KEEP_MINUTES;
+        let now = now_second();
         let mut f = self.lock();
+        let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
+            for alert in detectors.observe(&crate::detect::Seen {
+                at: now,
+                client_ip: e.client_ip,
+                app: e.app.as_ref(),
+                api: &e.api,
+                status: e.status,
+            }) {
+                if let Some(tx) = self.alerts.get()
+                    && tx.try_send(alert).is_err()
+                {
+                    tracing::warn!("an alert was dropped: nobody is taking alerts fast enough");
+                }
+            }
+            // Requests that matched no route are for the detectors only.
+            if e.api.is_empty() {
+                continue;
+            }
             if e.minute < oldest {
                 self.drop_one();
                 continue;
@@ -320,6 +360,13 @@ impl Pipeline {
     }
 }
 
+/// The current Unix second.
+pub fn now_second() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// The current Unix minute.
 pub fn now_minute() -> i64 {
     std::time::SystemTime::now()
@@ -358,6 +405,7 @@ mod tests {
             status,
             total_us: total,
             upstream_us: up,
+            client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 

@@ -54,6 +54,78 @@ pub struct Settings {
     /// How long analytics are kept at each granularity.
     #[serde(default, skip_serializing_if = "is_default")]
     pub analytics: AnalyticsSettings,
+    /// Suspicious-traffic detectors.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub detectors: DetectorSettings,
+}
+
+/// One detector: it fires when `threshold` is reached within `window`, and blocks the
+/// offender for `block` (0: alert only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorRule {
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    pub threshold: u64,
+    pub window: Duration,
+    #[serde(default = "zero", skip_serializing_if = "is_zero_duration")]
+    pub block: Duration,
+}
+
+fn zero() -> Duration {
+    Duration::from_secs(0)
+}
+
+fn is_zero_duration(d: &Duration) -> bool {
+    d.as_millis() == 0
+}
+
+/// The detectors (DESIGN §6). Defaults alert without blocking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSettings {
+    /// 401/403 answers to one client address.
+    #[serde(default = "DetectorSettings::auth_failures")]
+    pub auth_failures: DetectorRule,
+    /// 404 answers to one client address (probing for paths or ids).
+    #[serde(default = "DetectorSettings::enumeration")]
+    pub enumeration: DetectorRule,
+    /// Distinct client addresses one app's credentials are used from.
+    #[serde(default = "DetectorSettings::key_sharing")]
+    pub key_sharing: DetectorRule,
+}
+
+impl DetectorSettings {
+    fn rule(threshold: u64, window_secs: u64) -> DetectorRule {
+        DetectorRule {
+            enabled: true,
+            threshold,
+            window: Duration::from_secs(window_secs),
+            block: zero(),
+        }
+    }
+
+    fn auth_failures() -> DetectorRule {
+        Self::rule(30, 60)
+    }
+
+    fn enumeration() -> DetectorRule {
+        Self::rule(100, 60)
+    }
+
+    fn key_sharing() -> DetectorRule {
+        Self::rule(50, 600)
+    }
+}
+
+impl Default for DetectorSettings {
+    fn default() -> Self {
+        DetectorSettings {
+            auth_failures: Self::auth_failures(),
+            enumeration: Self::enumeration(),
+            key_sharing: Self::key_sharing(),
+        }
+    }
 }
 
 /// Analytics retention: per-minute aggregates are rolled into hours after `minutes`, hours

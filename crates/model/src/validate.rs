@@ -198,6 +198,22 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
     check_analytics(&doc.settings.analytics, &mut errs);
+    for (name, rule) in [
+        ("auth_failures", &doc.settings.detectors.auth_failures),
+        ("enumeration", &doc.settings.detectors.enumeration),
+        ("key_sharing", &doc.settings.detectors.key_sharing),
+    ] {
+        let path = format!("settings.detectors.{name}");
+        if rule.threshold == 0 || rule.threshold > 1_000_000 {
+            errs.push(format!("{path}.threshold"), "between 1 and 1000000");
+        }
+        if rule.window.as_millis() < 1000 || rule.window.as_millis() > 86_400_000 {
+            errs.push(format!("{path}.window"), "between 1s and 1d");
+        }
+        if rule.block.as_millis() > 7 * 86_400_000 {
+            errs.push(format!("{path}.block"), "at most 7d");
+        }
+    }
     product::check_products(doc, &mut errs);
     product::check_webhooks(doc, &mut errs);
     check_tls(doc, &mut errs);

@@ -10,6 +10,7 @@ pub const EVENTS: &[&str] = &[
     "quota.warning",
     "quota.exhausted",
     "credit.exhausted",
+    "alert.raised",
 ];
 
 fn yes() -> bool {

@@ -7,6 +7,7 @@
 //! Every write is one transaction that bumps the global revision and appends one change
 //! log row per entity, so a node that sees revision N has seen every change up to N.
 
+mod alerts;
 mod analytics;
 mod error;
 mod invoices;
@@ -17,6 +18,7 @@ mod store;
 mod tokens;
 mod usage;
 
+pub use alerts::AlertRow;
 pub use analytics::{AggregateFilter, AggregateRow, Rollup};
 pub use error::StoreError;
 pub use invoices::InvoiceRow;

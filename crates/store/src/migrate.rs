@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_rollups.sql"),
         postgres: include_str!("../migrations/postgres/0007_rollups.sql"),
     },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../migrations/sqlite/0008_alerts.sql"),
+        postgres: include_str!("../migrations/postgres/0008_alerts.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";

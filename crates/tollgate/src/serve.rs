@@ -340,6 +340,11 @@ async fn serve(
     let webhook_worker = tollgate_admin::spawn_webhook_worker(state.clone());
     let credit_watch = tollgate_admin::spawn_credit_watch(state.clone());
     let analytics_retention = tollgate_admin::spawn_analytics_retention(state.clone());
+    let alerts = gateway
+        .insight
+        .subscribe_alerts()
+        .map(|rx| tollgate_admin::spawn_alerts(state.clone(), node.to_string(), rx));
+    let block_sync = tollgate_admin::spawn_block_sync(state.clone());
     sync_from_store(&store, &gateway)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -467,6 +472,10 @@ async fn serve(
     webhook_worker.abort();
     credit_watch.abort();
     analytics_retention.abort();
+    block_sync.abort();
+    if let Some(t) = alerts {
+        t.abort();
+    }
     if let Some(t) = quota_notices {
         t.abort();
     }

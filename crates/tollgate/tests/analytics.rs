@@ -303,3 +303,162 @@ async fn the_access_log_is_per_api_json_lines_with_personal_data_masked() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn detectors_raise_signed_alerts_and_block_for_a_while() {
+    let m = MockUpstream::start("svc").await;
+    let hooks = HookReceiver::start().await;
+    let yaml = config(&m)
+        + &format!(
+            r#"webhooks:
+  - {{ name: soc, url: "{}", events: [alert.raised], secret: whsec-soc-0123456789 }}
+settings:
+  trusted_proxies: [127.0.0.1/32]
+  detectors:
+    auth_failures: {{ threshold: 5, window: 1m, block: 1m }}
+    enumeration: {{ threshold: 10, window: 1m }}
+    key_sharing: {{ threshold: 3, window: 10m }}
+"#,
+            hooks.url()
+        );
+    let node = start(&yaml).await;
+    let client = Client::new();
+    let from = |ip: &'static str, key: &'static str, path: &'static str| {
+        let client = client.clone();
+        let url = node.proxy_url(path);
+        async move {
+            client
+                .get_with(&url, &[("x-forwarded-for", ip), ("x-api-key", key)])
+                .await
+                .unwrap()
+        }
+    };
+    // Five wrong keys from one address: an alert, and that address is blocked.
+    for _ in 0..5 {
+        assert_eq!(
+            from("203.0.113.7", "wrong-key-0123456789", "/v1/a/x")
+                .await
+                .status,
+            401
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            from("203.0.113.7", "key-one-0123456789", "/v1/a/x")
+                .await
+                .status
+                == 403
+        })
+        .await,
+        "the address was not blocked"
+    );
+    let blocked = from("203.0.113.7", "key-one-0123456789", "/v1/a/x").await;
+    assert!(
+        blocked.json()["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("blocked"),
+        "{}",
+        blocked.text()
+    );
+    // Other addresses are not.
+    assert_eq!(
+        from("203.0.113.8", "key-one-0123456789", "/v1/a/x")
+            .await
+            .status,
+        200
+    );
+
+    // Probing paths: 404 enumeration (no route matches these).
+    for i in 0..10 {
+        let path: &'static str = Box::leak(format!("/admin{i}.php").into_boxed_str());
+        assert_eq!(
+            from("198.51.100.9", "key-one-0123456789", path)
+                .await
+                .status,
+            404
+        );
+    }
+    // One app's key from three addresses: key sharing.
+    for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        assert_eq!(from(ip, "key-two-0123456789", "/v1/b/x").await.status, 200);
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            node.admin_get("/api/alerts").await.unwrap().json()["alerts"]
+                .as_array()
+                .is_some_and(|a| a.len() == 3)
+        })
+        .await,
+        "{}",
+        node.admin_get("/api/alerts").await.unwrap().text()
+    );
+    let alerts = node.admin_get("/api/alerts").await.unwrap().json();
+    let mut seen: Vec<(String, String)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["detector"].as_str().unwrap().to_string(),
+                a["subject"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("auth_failures".to_string(), "203.0.113.7".to_string()),
+            ("enumeration".to_string(), "198.51.100.9".to_string()),
+            ("key_sharing".to_string(), "two".to_string())
+        ]
+    );
+    // Each went out as a signed webhook.
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            hooks.received().len() == 3
+        })
+        .await
+    );
+    for h in hooks.received() {
+        assert_eq!(h.json()["type"], "alert.raised");
+        let sig = h.headers["tollgate-signature"].clone();
+        let t: i64 = sig.split(',').next().unwrap()[2..].parse().unwrap();
+        assert_eq!(
+            sig,
+            tollgate_admin::signature("whsec-soc-0123456789", t, &h.body)
+        );
+    }
+    // A normal caller stays quiet: no alert for app one from its single address.
+    assert!(!seen.iter().any(|(_, s)| s == "one" || s == "203.0.113.8"));
+
+    // Lifting the block lets the address in again.
+    let id = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["detector"] == "auth_failures")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = node
+        .admin_request("POST", &format!("/api/alerts/{id}/unblock"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        from("203.0.113.7", "key-one-0123456789", "/v1/a/x")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        node.admin_get("/api/alerts?detector=planet")
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+}

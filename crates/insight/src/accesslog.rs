@@ -4,6 +4,7 @@
 //! records are dropped and counted (`tollgate_access_log_dropped_total`). The file is
 //! rotated at a size limit, keeping five old files.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -75,57 +76,132 @@ fn rfc3339_ms(t: SystemTime) -> String {
     )
 }
 
-/// The JSON line of a record, masked.
+/// Appends `v` as a JSON string.
+fn json_str(out: &mut String, v: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, b) in v.bytes().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&v[from..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+        from = i + 1;
+    }
+    out.push_str(&v[from..]);
+    out.push('"');
+}
+
+/// `,"key":` before a field.
+fn key(out: &mut String, k: &str) {
+    out.push_str(",\"");
+    out.push_str(k);
+    out.push_str("\":");
+}
+
+/// Microseconds as milliseconds with three decimals (`1.5`, `0.042`).
+fn millis(out: &mut String, us: u64) {
+    let _ = write!(out, "{}", us / 1000);
+    let frac = us % 1000;
+    if frac != 0 {
+        let digits = format!("{frac:03}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// The JSON line of a record, masked. Written straight into a string (no value tree): this
+/// runs once per logged request.
 pub fn line(r: &Record) -> String {
-    let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
-    let mut v = serde_json::json!({
-        "ts": rfc3339_ms(r.at),
-        "request_id": r.request_id,
-        "api": &*r.api,
-        "version": &*r.version,
-        "route": &*r.route,
-        "method": r.method,
-        "path": mask::mask_text(&r.path.replace("%40", "@")),
-        "status": r.status,
-        "duration_ms": ms(r.total_us),
-        "client_ip": r.client_ip.to_string(),
-    });
+    let mut out = String::with_capacity(320);
+    line_into(&mut out, r);
+    out
+}
+
+/// [`line`] into a reused buffer.
+pub fn line_into(out: &mut String, r: &Record) {
+    out.push_str("{\"ts\":");
+    json_str(out, &rfc3339_ms(r.at));
+    key(out, "request_id");
+    json_str(out, &r.request_id);
+    key(out, "api");
+    json_str(out, &r.api);
+    key(out, "version");
+    json_str(out, &r.version);
+    key(out, "route");
+    json_str(out, &r.route);
+    key(out, "method");
+    json_str(out, &r.method);
+    key(out, "path");
+    if r.path.contains("%40") {
+        json_str(out, &mask::mask_text(&r.path.replace("%40", "@")));
+    } else {
+        json_str(out, &mask::mask_text(&r.path));
+    }
     if let Some(q) = &r.query {
-        v["query"] = mask::mask_query(q, &r.spec.mask_fields).into();
+        key(out, "query");
+        json_str(out, &mask::mask_query(q, &r.spec.mask_fields));
     }
+    key(out, "status");
+    let _ = write!(out, "{}", r.status);
+    key(out, "duration_ms");
+    millis(out, r.total_us);
     if let Some(u) = r.upstream_us {
-        v["upstream_ms"] = ms(u).into();
+        key(out, "upstream_ms");
+        millis(out, u);
     }
+    key(out, "client_ip");
+    out.push('"');
+    let _ = write!(out, "{}", r.client_ip);
+    out.push('"');
     if let Some(app) = &r.app {
-        v["app"] = (&**app).into();
+        key(out, "app");
+        json_str(out, app);
     }
     if !r.headers.is_empty() {
-        let mut h = serde_json::Map::new();
-        for (name, value) in &r.headers {
-            h.insert(
-                name.clone(),
-                mask::mask_header(name, value, &r.spec.mask_headers).into(),
-            );
+        key(out, "headers");
+        out.push('{');
+        for (i, (name, value)) in r.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_str(out, name);
+            out.push(':');
+            json_str(out, &mask::mask_header(name, value, &r.spec.mask_headers));
         }
-        v["headers"] = h.into();
+        out.push('}');
     }
     if let Some((bytes, more)) = &r.body {
         match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(mut body) => {
                 mask::mask_json(&mut body, &r.spec.mask_fields);
-                v["body"] = body;
+                key(out, "body");
+                out.push_str(&body.to_string());
             }
             // Not JSON, or cut at the limit: only its size is logged.
             Err(_) if !bytes.is_empty() => {
-                v["body_bytes"] = bytes.len().into();
+                key(out, "body_bytes");
+                let _ = write!(out, "{}", bytes.len());
                 if *more {
-                    v["body_truncated"] = true.into();
+                    key(out, "body_truncated");
+                    out.push_str("true");
                 }
             }
             Err(_) => {}
         }
     }
-    v.to_string()
+    out.push('}');
 }
 
 /// Where lines go.
@@ -187,11 +263,13 @@ impl AccessLog {
         let _ = self.tx.set(tx);
         Ok(tokio::spawn(async move {
             let mut batch = Vec::with_capacity(256);
+            let mut text = String::with_capacity(1024);
             let mut failing = false;
             while rx.recv_many(&mut batch, 256).await > 0 {
                 let mut result = Ok(());
                 for r in batch.drain(..) {
-                    let mut text = line(&r);
+                    text.clear();
+                    line_into(&mut text, &r);
                     text.push('\n');
                     if result.is_ok() {
                         result = out.write(text.as_bytes()).await;
@@ -352,6 +430,18 @@ mod tests {
         assert_eq!(v["upstream_ms"], 1.2);
         assert_eq!(v["app"], "web");
         assert!(!line(&record(LogSpec::default())).contains("secret-token"));
+    }
+
+    #[test]
+    fn strings_are_escaped_and_times_exact() {
+        let mut r = record(LogSpec::default());
+        r.path = "/a\"b\\c\n\u{1}".into();
+        r.total_us = 42;
+        r.upstream_us = Some(2000);
+        let v: serde_json::Value = serde_json::from_str(&line(&r)).unwrap();
+        assert_eq!(v["path"], "/a\"b\\c\n\u{1}");
+        assert_eq!(v["duration_ms"], 0.042);
+        assert_eq!(v["upstream_ms"], 2);
     }
 
     #[test]

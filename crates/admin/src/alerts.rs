@@ -50,13 +50,14 @@ fn row(a: &Alert, node: &str) -> AlertRow {
 
 async fn raise(state: &AdminState, a: &Alert, node: &str) -> Result<(), ApiError> {
     let r = row(a, node);
-    state.store.add_alert(&r).await?;
+    // The block holds on this node even if the store cannot take the alert now.
     if let Some(until) = a.blocked_until {
         match &a.subject {
             Subject::Address(ip) => state.gateway.add_block(Some(*ip), None, until),
             Subject::App(app) => state.gateway.add_block(None, Some(app), until),
         }
     }
+    state.store.add_alert(&r).await?;
     tracing::warn!(detector = a.detector, subject = %a.subject, observed = a.observed, blocked_until = ?a.blocked_until, "alert raised");
     let (_, set) = state.store.load().await?;
     let doc = current_document(&set)?;
@@ -95,6 +96,24 @@ pub fn spawn_alerts(
     })
 }
 
+/// The blocks of active alerts: each subject until its latest end.
+fn blocks_of(rows: Vec<AlertRow>) -> tollgate_gateway::Blocks {
+    let mut b = tollgate_gateway::Blocks::default();
+    for r in rows {
+        let until = r.blocked_until.unwrap_or(0);
+        if r.subject_kind == "address" {
+            if let Ok(ip) = r.subject.parse() {
+                let e = b.addresses.entry(ip).or_insert(until);
+                *e = (*e).max(until);
+            }
+        } else {
+            let e = b.apps.entry(r.subject).or_insert(until);
+            *e = (*e).max(until);
+        }
+    }
+    b
+}
+
 /// Applies the active blocks of every node's alerts, every two seconds, until stopped.
 pub fn spawn_block_sync(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -103,25 +122,7 @@ pub fn spawn_block_sync(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             match state.store.active_blocks(notify::now()).await {
-                Ok(rows) => {
-                    let mut b = tollgate_gateway::Blocks::default();
-                    for r in rows {
-                        let until = r.blocked_until.unwrap_or(0);
-                        match r.subject_kind.as_str() {
-                            "address" => {
-                                if let Ok(ip) = r.subject.parse() {
-                                    let e = b.addresses.entry(ip).or_insert(until);
-                                    *e = (*e).max(until);
-                                }
-                            }
-                            _ => {
-                                let e = b.apps.entry(r.subject).or_insert(until);
-                                *e = (*e).max(until);
-                            }
-                        }
-                    }
-                    state.gateway.set_blocks(b);
-                }
+                Ok(rows) => state.gateway.set_blocks(blocks_of(rows)),
                 Err(e) => {
                     tracing::debug!(error = %e, "cannot read blocks; keeping the current ones")
                 }
@@ -176,21 +177,7 @@ pub async fn unblock(
         return Err(ApiError::not_found(format!("no alert `{id}`")));
     }
     // This node at once; the others at their next sync.
-    let mut b = (**state.gateway.blocks.load()).clone();
-    b.addresses.clear();
-    b.apps.clear();
-    if let Ok(rows) = state.store.active_blocks(notify::now()).await {
-        for r in rows {
-            let until = r.blocked_until.unwrap_or(0);
-            if r.subject_kind == "address" {
-                if let Ok(ip) = r.subject.parse() {
-                    b.addresses.insert(ip, until);
-                }
-            } else {
-                b.apps.insert(r.subject, until);
-            }
-        }
-    }
-    state.gateway.set_blocks(b);
+    let rows = state.store.active_blocks(notify::now()).await?;
+    state.gateway.set_blocks(blocks_of(rows));
     Ok(Json(json!({ "id": id, "unblocked": true })))
 }

@@ -92,4 +92,8 @@ pub fn describe() {
         "tollgate_events_dropped_total",
         "Analytics events dropped because the pipeline fell behind."
     );
+    metrics::describe_counter!(
+        "tollgate_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind."
+    );
 }

@@ -71,6 +71,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         app: None,
         capture: None,
         client_ip: None,
+        blocked: false,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -143,6 +144,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
             total_us: micros(total),
             upstream_us,
             client_ip: outcome.client_ip.unwrap_or(peer_ip),
+            detect: !outcome.blocked,
         });
     } else {
         // Matched no route: only the detectors look at it (404 enumeration).
@@ -156,6 +158,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
             total_us: micros(total),
             upstream_us: None,
             client_ip: outcome.client_ip.unwrap_or(peer_ip),
+            detect: !outcome.blocked,
         });
     }
     resp
@@ -217,6 +220,8 @@ struct Outcome {
     route: Option<usize>,
     /// The client's address, once known (behind trusted proxies, the forwarded one).
     client_ip: Option<std::net::IpAddr>,
+    /// Refused by a detector's block: not fed back to the detectors.
+    blocked: bool,
     /// What the access log keeps of the request, when the API logs.
     capture: Option<crate::accesslog::Capture>,
     /// The authenticated app, for analytics.
@@ -239,6 +244,7 @@ async fn proxy(
     let client_ip = forward::client_ip(conn.peer.ip(), req.headers(), &snapshot.trusted_proxies);
     outcome.client_ip = Some(client_ip);
     if let Some(until) = gw.blocked_address(client_ip) {
+        outcome.blocked = true;
         return Err(ProxyError::Blocked(format!(
             "requests from this address are blocked for {} s after suspicious traffic",
             until
@@ -359,6 +365,7 @@ async fn proxy(
     if let Some(app) = &identity.app
         && gw.blocked_app(&app.name).is_some()
     {
+        outcome.blocked = true;
         return Err(ProxyError::Blocked(format!(
             "app `{}` is blocked for a while after suspicious traffic",
             app.name

@@ -322,11 +322,12 @@ impl Output {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 tokio::fs::create_dir_all(dir).await?;
             }
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .await?;
+            let mut options = tokio::fs::OpenOptions::new();
+            options.create(true).append(true);
+            // Masked, but still about people's requests: readable by the owner only.
+            #[cfg(unix)]
+            options.mode(0o600);
+            let file = options.open(path).await?;
             self.size = file.metadata().await?.len();
             self.file = Some(tokio::io::BufWriter::new(file));
         }

@@ -35,6 +35,8 @@ pub struct Event {
     pub upstream_us: Option<u64>,
     /// The client's address (for the detectors; not aggregated).
     pub client_ip: std::net::IpAddr,
+    /// Whether the detectors look at it (not for answers a block gave).
+    pub detect: bool,
 }
 
 /// What an aggregate is counted by.
@@ -239,13 +241,18 @@ impl Pipeline {
         let mut f = self.lock();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
-            for alert in detectors.observe(&crate::detect::Seen {
-                at: now,
-                client_ip: e.client_ip,
-                app: e.app.as_ref(),
-                api: &e.api,
-                status: e.status,
-            }) {
+            let alerts = if e.detect {
+                detectors.observe(&crate::detect::Seen {
+                    at: now,
+                    client_ip: e.client_ip,
+                    app: e.app.as_ref(),
+                    api: &e.api,
+                    status: e.status,
+                })
+            } else {
+                Vec::new()
+            };
+            for alert in alerts {
                 if let Some(tx) = self.alerts.get()
                     && tx.try_send(alert).is_err()
                 {
@@ -406,6 +413,7 @@ mod tests {
             total_us: total,
             upstream_us: up,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            detect: true,
         }
     }
 

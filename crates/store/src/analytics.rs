@@ -160,8 +160,20 @@ impl Store {
              ON CONFLICT (start, api, version, route, app, class) DO UPDATE SET requests = excluded.requests, \
              total = excluded.total, gateway = excluded.gateway, upstream = excluded.upstream"
         );
+        let serialize = match self.backend() {
+            // Two nodes merging into the same hour row must not overwrite each other: one
+            // roll-up at a time (SQLite writers are serialised already).
+            crate::Backend::Postgres => Some("SELECT pg_advisory_xact_lock(7460263112)"),
+            crate::Backend::Sqlite => None,
+        };
         with_pool!(self, p => {
             let mut tx = p.begin().await.context("starting a roll-up")?;
+            if let Some(sql) = serialize {
+                sqlx::query(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .context("waiting for another node's roll-up")?;
+            }
             let oldest: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(oldest_sql.clone()))
                 .bind(before)
                 .fetch_one(&mut *tx)

@@ -109,7 +109,65 @@ contract!(
     hourly_usage_adds_up_minutes_and_nodes,
     analytics_rows_are_absolute_per_node_and_filterable,
     analytics_roll_up_into_hours_and_days_without_losing_or_double_counting,
+    alerts_are_listed_newest_first_and_blocks_can_be_lifted,
 );
+
+async fn alerts_are_listed_newest_first_and_blocks_can_be_lifted(store: Store) {
+    let alert =
+        |id: &str, detector: &str, at: i64, blocked_until: Option<i64>| tollgate_store::AlertRow {
+            id: id.into(),
+            detector: detector.into(),
+            subject_kind: "address".into(),
+            subject: "203.0.113.7".into(),
+            api: "orders".into(),
+            observed: 5,
+            threshold: 5,
+            window_seconds: 60,
+            blocked_until,
+            at,
+            node: "n1".into(),
+            message: "m".into(),
+        };
+    store
+        .add_alert(&alert("a1", "auth_failures", 100, Some(700)))
+        .await
+        .unwrap();
+    store
+        .add_alert(&alert("a2", "enumeration", 200, None))
+        .await
+        .unwrap();
+    // The same id again is ignored.
+    store
+        .add_alert(&alert("a1", "auth_failures", 999, None))
+        .await
+        .unwrap();
+    let all = store.alerts(None, 0, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a2", "a1"]
+    );
+    assert_eq!(all[1].blocked_until, Some(700));
+    assert_eq!(
+        store
+            .alerts(Some("enumeration"), 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.alerts(None, 300, 10).await.unwrap().is_empty());
+    assert_eq!(store.active_blocks(500).await.unwrap().len(), 1);
+    assert!(store.active_blocks(700).await.unwrap().is_empty());
+    assert!(store.lift_block("a1", 400).await.unwrap());
+    assert!(store.active_blocks(500).await.unwrap().is_empty());
+    assert!(!store.lift_block("nope", 400).await.unwrap());
+    // Lifting never extends a block that already ended.
+    assert!(store.lift_block("a1", 650).await.unwrap());
+    assert_eq!(
+        store.alerts(Some("auth_failures"), 0, 1).await.unwrap()[0].blocked_until,
+        Some(400)
+    );
+}
 
 async fn analytics_roll_up_into_hours_and_days_without_losing_or_double_counting(store: Store) {
     use tollgate_store::{AggregateFilter, AggregateRow, Rollup};

@@ -76,8 +76,9 @@ pub struct ServeArgs {
     /// directory.
     #[arg(long, env = "TOLLGATE_ACCESS_LOG")]
     pub access_log: Option<String>,
-    /// `off` stops collecting analytics on this node (its requests are then missing from
-    /// the analytics queries; billing and metrics are not affected).
+    /// `off` stops collecting analytics on this node: its requests are then missing from
+    /// the analytics queries, and its detectors (which read the same stream) are off too.
+    /// Billing and metrics are not affected.
     #[arg(long, env = "TOLLGATE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
     pub analytics: String,
 }
@@ -152,6 +153,7 @@ fn install_metrics() -> Result<PrometheusHandle, Failure> {
     tollgate_gateway::metrics::describe();
     // Present from the start so dashboards and alerts see a zero, not a gap.
     metrics::counter!("tollgate_events_dropped_total").absolute(0);
+    metrics::counter!("tollgate_access_log_dropped_total").absolute(0);
     Ok(handle)
 }
 

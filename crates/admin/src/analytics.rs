@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AdminState>> {
         .route("/analytics/timeseries", get(timeseries))
         .route("/analytics/top", get(top))
         .route("/analytics/heatmap", get(heatmap))
+        .route("/analytics/adoption", get(adoption))
 }
 
 /// Longest range one query reads.
@@ -346,6 +347,114 @@ pub async fn heatmap(
         })
         .collect();
     Ok(Json(json!({ "cells": cells })))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AdoptionQuery {
+    /// One API, or all when omitted.
+    api: Option<String>,
+    /// RFC 3339; default 30 days before `to`.
+    from: Option<String>,
+    /// RFC 3339; default now.
+    to: Option<String>,
+    /// `1h`, `6h` or `1d` (default `1d`): the buckets of `new_apps`.
+    step: Option<String>,
+    /// An app that has not called successfully for this long (default `7d`) has stopped.
+    idle: Option<String>,
+}
+
+/// Adoption of an API (or of all): apps whose first successful call fell in each step of
+/// the range (`new_apps`), each app's first and last successful call and the time from its
+/// first key's creation to its first call, and the apps that stopped calling (no successful
+/// call for `idle`, after calling before). Times follow the analytics kept: once rolled up,
+/// a first or last call is known to its hour or day.
+#[utoipa::path(get, path = "/api/analytics/adoption", params(AdoptionQuery), responses((status = 200), (status = 400)), security(("bearer" = [])))]
+pub async fn adoption(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<AdoptionQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let to = instant("to", &q.to)?.unwrap_or(now);
+    let from = instant("from", &q.from)?.unwrap_or(to - 30 * 86_400);
+    if from >= to || to - from > 366 * 86_400 {
+        return Err(ApiError::bad_request(
+            "`from` must be before `to`, at most 366 days apart",
+        ));
+    }
+    let step_name = q.step.as_deref().unwrap_or("1d");
+    let step = match step_name {
+        "1h" | "6h" | "1d" => step_seconds(step_name).unwrap_or(86_400),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "step `{other}` is not known: use 1h, 6h or 1d"
+            )));
+        }
+    };
+    let idle = match &q.idle {
+        None => 7 * 86_400,
+        Some(t) => t
+            .parse::<tollgate_model::Duration>()
+            .map_err(|e| ApiError::bad_request(format!("idle: {e}")))?
+            .as_std()
+            .as_secs() as i64,
+    };
+    let (_, set) = state.store.load().await?;
+    let doc = crate::config::current_document(&set)?;
+    let activity = state.store.app_activity(q.api.as_deref()).await?;
+    let first_step = from.div_euclid(step) * step;
+    let points = ((to - first_step + step - 1) / step).max(1);
+    let mut new_apps = vec![0u64; usize::try_from(points).unwrap_or(0)];
+    let mut apps = Vec::new();
+    let mut waits = Vec::new();
+    let mut stopped = Vec::new();
+    for a in &activity {
+        let first = a.first * 60;
+        let last = a.last * 60;
+        if first >= from && first < to {
+            let i = (first - first_step).div_euclid(step);
+            if let Some(n) = usize::try_from(i).ok().and_then(|i| new_apps.get_mut(i)) {
+                *n += 1;
+            }
+        }
+        let key_created = doc.apps.iter().find(|x| x.name == a.app).and_then(|x| {
+            x.keys
+                .iter()
+                .filter_map(|k| k.created_at.as_deref())
+                .filter_map(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .map(OffsetDateTime::unix_timestamp)
+                .min()
+        });
+        // Known to the minute: a call in the minute the key was made counts as at once.
+        let wait = key_created.map(|k| (first - k.div_euclid(60) * 60).max(0));
+        if let Some(w) = wait {
+            waits.push(w);
+        }
+        if last + 60 <= to - idle && last + 60 > from - idle {
+            stopped.push(json!({ "app": a.app, "last_call": rfc3339(last) }));
+        }
+        apps.push(json!({
+            "app": a.app,
+            "first_call": rfc3339(first),
+            "last_call": rfc3339(last),
+            "key_created": key_created.map(rfc3339),
+            "seconds_to_first_call": wait,
+        }));
+    }
+    waits.sort_unstable();
+    let median = (!waits.is_empty()).then(|| waits[(waits.len() - 1) / 2]);
+    let new_apps: Vec<Value> = new_apps
+        .iter()
+        .enumerate()
+        .map(|(i, n)| json!({ "t": rfc3339(first_step + i as i64 * step), "value": n }))
+        .collect();
+    Ok(Json(json!({
+        "api": q.api,
+        "step": step_name,
+        "new_apps": new_apps,
+        "apps": apps,
+        "median_seconds_to_first_call": median,
+        "stopped": stopped,
+    })))
 }
 
 /// Hours or days rolled up per pass at most (the rest follow in the next passes).

@@ -296,3 +296,48 @@ impl Merged {
         }
     }
 }
+
+/// When one app first and last had a successful (2xx) answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppActivity {
+    pub app: String,
+    /// Unix minutes (an hour's or day's first minute once rolled up).
+    pub first: i64,
+    pub last: i64,
+}
+
+impl Store {
+    /// Every app's first and last successful call, over all kept analytics, of one API or
+    /// of all.
+    pub async fn app_activity(&self, api: Option<&str>) -> Result<Vec<AppActivity>, StoreError> {
+        let part = |table: &str, time: &str| {
+            format!(
+                "SELECT app, MIN({time}) AS f, MAX({time}) AS l FROM {table} \
+                 WHERE class = 2 AND app <> '' AND ($1 IS NULL OR api = $1) GROUP BY app"
+            )
+        };
+        let sql = format!(
+            "SELECT app, MIN(f), MAX(l) FROM ({} UNION ALL {} UNION ALL {}) AS a GROUP BY app ORDER BY app",
+            part("analytics_minutes", "minute"),
+            part("analytics_hours", "start"),
+            part("analytics_days", "start")
+        );
+        with_pool!(self, p => {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(api)
+                .fetch_all(p)
+                .await
+                .context("reading app activity")?
+                .into_iter()
+                .map(|r| {
+                    Ok::<_, sqlx::Error>(AppActivity {
+                        app: r.try_get(0)?,
+                        first: r.try_get(1)?,
+                        last: r.try_get(2)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .context("reading app activity")
+        })
+    }
+}

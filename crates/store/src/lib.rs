@@ -19,7 +19,7 @@ mod tokens;
 mod usage;
 
 pub use alerts::AlertRow;
-pub use analytics::{AggregateFilter, AggregateRow, Rollup};
+pub use analytics::{AggregateFilter, AggregateRow, AppActivity, Rollup};
 pub use error::StoreError;
 pub use invoices::InvoiceRow;
 pub use notify::{Attempt, CreditEntry, Delivery, Notice};

@@ -110,7 +110,60 @@ contract!(
     analytics_rows_are_absolute_per_node_and_filterable,
     analytics_roll_up_into_hours_and_days_without_losing_or_double_counting,
     alerts_are_listed_newest_first_and_blocks_can_be_lifted,
+    app_activity_spans_minutes_hours_and_days,
 );
+
+async fn app_activity_spans_minutes_hours_and_days(store: Store) {
+    use tollgate_store::{AggregateRow, AppActivity, Rollup};
+    let row = |minute: i64, app: &str, class: i16| AggregateRow {
+        minute,
+        api: "orders".into(),
+        version: "v1".into(),
+        route: "/v1".into(),
+        app: app.into(),
+        class,
+        requests: 1,
+        total: String::new(),
+        gateway: String::new(),
+        upstream: String::new(),
+    };
+    let day = 20_000 * 1440;
+    store
+        .put_aggregates(
+            "n1",
+            &[
+                row(day + 10, "web", 2),
+                row(day + 3000, "web", 2),
+                row(day + 5, "cli", 4),
+                row(day + 7000, "cli", 2),
+                row(day + 8, "", 2),
+            ],
+        )
+        .await
+        .unwrap();
+    // Part of it rolled up: still found, at its hour.
+    store
+        .roll_up(Rollup::MinutesToHours, day + 60)
+        .await
+        .unwrap();
+    let got = store.app_activity(Some("orders")).await.unwrap();
+    assert_eq!(
+        got,
+        vec![
+            AppActivity {
+                app: "cli".into(),
+                first: day + 7000,
+                last: day + 7000
+            },
+            AppActivity {
+                app: "web".into(),
+                first: day,
+                last: day + 3000
+            },
+        ]
+    );
+    assert!(store.app_activity(Some("other")).await.unwrap().is_empty());
+}
 
 async fn alerts_are_listed_newest_first_and_blocks_can_be_lifted(store: Store) {
     let alert =

@@ -462,3 +462,75 @@ settings:
         400
     );
 }
+
+#[tokio::test]
+async fn adoption_shows_new_apps_and_the_time_from_key_to_first_call() {
+    let m = MockUpstream::start("svc").await;
+    let node = start(&config(&m)).await;
+    let r = node
+        .admin_request("POST", "/api/apps/two/keys", &[], r#"{"label":"fresh"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let client = Client::new();
+    for (k, n) in [(key.as_str(), 3), ("key-one-0123456789", 2)] {
+        for _ in 0..n {
+            let r = client
+                .get_with(&node.proxy_url("/v1/a/x"), &[("x-api-key", k)])
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+        }
+    }
+    // A failed call is not adoption.
+    let r = client.get(&node.proxy_url("/v1/a/x")).await.unwrap();
+    assert_eq!(r.status, 401);
+    let adoption = || async {
+        let r = node
+            .admin_get("/api/analytics/adoption?api=orders&step=1h")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || async {
+            adoption().await["apps"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+        })
+        .await
+    );
+    let a = adoption().await;
+    let new: u64 = a["new_apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_u64().unwrap())
+        .sum();
+    assert_eq!(new, 2, "{a}");
+    let two = a["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["app"] == "two")
+        .unwrap();
+    let wait = two["seconds_to_first_call"].as_i64().unwrap();
+    assert!((0..=120).contains(&wait), "{two}");
+    assert!(a["stopped"].as_array().unwrap().is_empty());
+    assert_eq!(
+        node.admin_get("/api/analytics/adoption?step=2d")
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+    assert_eq!(
+        node.admin_get("/api/analytics/adoption?idle=soon")
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+}

@@ -29,6 +29,7 @@ fn row(a: &Alert, node: &str) -> AlertRow {
     let (kind, subject) = match &a.subject {
         Subject::Address(ip) => ("address", ip.to_string()),
         Subject::App(app) => ("app", app.to_string()),
+        Subject::Api(api) => ("api", api.to_string()),
     };
     let mut id_rand = [0u8; 8];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut id_rand);
@@ -55,6 +56,7 @@ async fn raise(state: &AdminState, a: &Alert, node: &str) -> Result<(), ApiError
         match &a.subject {
             Subject::Address(ip) => state.gateway.add_block(Some(*ip), None, until),
             Subject::App(app) => state.gateway.add_block(None, Some(app), until),
+            Subject::Api(_) => {}
         }
     }
     state.store.add_alert(&r).await?;
@@ -65,7 +67,7 @@ async fn raise(state: &AdminState, a: &Alert, node: &str) -> Result<(), ApiError
         Subject::App(app) => Some(notify::Audience {
             app: app.to_string(),
         }),
-        Subject::Address(_) => None,
+        Subject::Address(_) | Subject::Api(_) => None,
     };
     notify::raise(
         state,
@@ -101,14 +103,18 @@ fn blocks_of(rows: Vec<AlertRow>) -> tollgate_gateway::Blocks {
     let mut b = tollgate_gateway::Blocks::default();
     for r in rows {
         let until = r.blocked_until.unwrap_or(0);
-        if r.subject_kind == "address" {
-            if let Ok(ip) = r.subject.parse() {
-                let e = b.addresses.entry(ip).or_insert(until);
+        match r.subject_kind.as_str() {
+            "address" => {
+                if let Ok(ip) = r.subject.parse() {
+                    let e = b.addresses.entry(ip).or_insert(until);
+                    *e = (*e).max(until);
+                }
+            }
+            "app" => {
+                let e = b.apps.entry(r.subject).or_insert(until);
                 *e = (*e).max(until);
             }
-        } else {
-            let e = b.apps.entry(r.subject).or_insert(until);
-            *e = (*e).max(until);
+            _ => {}
         }
     }
     b
@@ -131,9 +137,19 @@ pub fn spawn_block_sync(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+const DETECTORS: &[&str] = &[
+    "auth_failures",
+    "enumeration",
+    "key_sharing",
+    "traffic_spike",
+    "error_spike",
+    "latency_spike",
+];
+
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct AlertQuery {
-    /// `auth_failures`, `enumeration` or `key_sharing`.
+    /// `auth_failures`, `enumeration`, `key_sharing`, `traffic_spike`, `error_spike` or
+    /// `latency_spike`.
     detector: Option<String>,
     /// Unix seconds (default: the last 7 days).
     since: Option<i64>,
@@ -153,10 +169,11 @@ pub async fn list(
         return Err(ApiError::bad_request("limit must be between 1 and 500"));
     }
     if let Some(d) = &q.detector
-        && !["auth_failures", "enumeration", "key_sharing"].contains(&d.as_str())
+        && !DETECTORS.contains(&d.as_str())
     {
         return Err(ApiError::bad_request(format!(
-            "detector `{d}` is not known: use auth_failures, enumeration or key_sharing"
+            "detector `{d}` is not known: use {}",
+            DETECTORS.join(", ")
         )));
     }
     let since = q.since.unwrap_or_else(|| notify::now() - 7 * 86_400);

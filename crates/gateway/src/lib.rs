@@ -151,6 +151,15 @@ fn detector_rules(
         auth_failures: rule(&d.auth_failures),
         enumeration: rule(&d.enumeration),
         key_sharing: rule(&d.key_sharing),
+        spikes: d
+            .spikes
+            .enabled
+            .then_some(tollgate_insight::spikes::SpikeRule {
+                sigmas: d.spikes.sigmas,
+                factor: d.spikes.factor,
+                warmup: d.spikes.warmup,
+                min_requests: d.spikes.min_requests,
+            }),
     }
 }
 

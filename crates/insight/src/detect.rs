@@ -22,11 +22,13 @@ pub struct Rule {
 }
 
 /// Every detector's rule; `None` turns one off.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rules {
     pub auth_failures: Option<Rule>,
     pub enumeration: Option<Rule>,
     pub key_sharing: Option<Rule>,
+    /// Traffic, error-rate and latency spikes per API.
+    pub spikes: Option<crate::spikes::SpikeRule>,
 }
 
 impl Default for Rules {
@@ -47,6 +49,7 @@ impl Default for Rules {
                 window: 600,
                 block: 0,
             }),
+            spikes: Some(crate::spikes::SpikeRule::default()),
         }
     }
 }
@@ -56,6 +59,7 @@ impl Default for Rules {
 pub enum Subject {
     Address(IpAddr),
     App(Arc<str>),
+    Api(Arc<str>),
 }
 
 impl std::fmt::Display for Subject {
@@ -63,6 +67,7 @@ impl std::fmt::Display for Subject {
         match self {
             Subject::Address(ip) => write!(f, "address {ip}"),
             Subject::App(a) => write!(f, "app {a}"),
+            Subject::Api(a) => write!(f, "API {a}"),
         }
     }
 }
@@ -87,6 +92,29 @@ pub struct Alert {
 
 impl Alert {
     pub fn message(&self) -> String {
+        match self.detector {
+            "traffic_spike" => {
+                return format!(
+                    "{}: {} requests in a minute, against a usual {} for this hour",
+                    self.subject, self.observed, self.threshold
+                );
+            }
+            "error_spike" => {
+                return format!(
+                    "{}: {:.1} % of a minute's answers were 5xx, against a usual {:.1} % for this hour",
+                    self.subject,
+                    self.observed as f64 / 10.0,
+                    self.threshold as f64 / 10.0
+                );
+            }
+            "latency_spike" => {
+                return format!(
+                    "{}: p95 latency {} ms in a minute, against a usual {} ms for this hour",
+                    self.subject, self.observed, self.threshold
+                );
+            }
+            _ => {}
+        }
         let what = match self.detector {
             "auth_failures" => "401/403 answers",
             "enumeration" => "404 answers",
@@ -140,6 +168,8 @@ struct Spread {
 #[derive(Default)]
 pub struct Detectors {
     pub rules: Rules,
+    /// The per-API spike detectors.
+    pub spikes: crate::spikes::Spikes,
     auth: HashMap<IpAddr, Count>,
     enumeration: HashMap<IpAddr, Count>,
     sharing: HashMap<Arc<str>, Spread>,
@@ -195,9 +225,43 @@ fn count(
 impl Detectors {
     pub fn new(rules: Rules) -> Detectors {
         Detectors {
+            spikes: crate::spikes::Spikes::new(rules.spikes.clone()),
             rules,
             ..Detectors::default()
         }
+    }
+
+    /// Feeds one answered request of an API to the spike detectors; answers the alerts of
+    /// a minute that just closed.
+    pub fn observe_api(
+        &mut self,
+        api: &Arc<str>,
+        minute: i64,
+        status: u16,
+        total_us: u64,
+    ) -> Vec<Alert> {
+        self.spikes
+            .observe(api, minute, status, total_us)
+            .into_iter()
+            .map(|s| {
+                // Error rates in tenths of a percent, latency in ms.
+                let scale = if s.detector == "error_spike" {
+                    1000.0
+                } else {
+                    1.0
+                };
+                Alert {
+                    detector: s.detector,
+                    subject: Subject::Api(s.api.clone()),
+                    api: s.api.to_string(),
+                    observed: (s.value * scale).round() as u64,
+                    threshold: (s.baseline * scale).round() as u64,
+                    window: 60,
+                    blocked_until: None,
+                    at: (s.minute + 1) * 60,
+                }
+            })
+            .collect()
     }
 
     /// Feeds one request; answers the alerts it fires.
@@ -290,6 +354,7 @@ mod tests {
                 window: 600,
                 block: 0,
             }),
+            spikes: None,
         }
     }
 
@@ -390,6 +455,7 @@ mod tests {
             auth_failures: None,
             enumeration: None,
             key_sharing: None,
+            spikes: None,
         });
         let app: Arc<str> = Arc::from("a");
         for k in 0..500 {

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod histogram;
 pub mod mask;
 pub mod pipeline;
+pub mod spikes;
 
 pub use histogram::Histogram;
 pub use pipeline::{AggregateStore, Event, Key, Pipeline, Row};

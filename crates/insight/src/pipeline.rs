@@ -241,7 +241,7 @@ impl Pipeline {
         let mut f = self.lock();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
-            let alerts = if e.detect {
+            let mut alerts = if e.detect {
                 detectors.observe(&crate::detect::Seen {
                     at: now,
                     client_ip: e.client_ip,
@@ -252,6 +252,9 @@ impl Pipeline {
             } else {
                 Vec::new()
             };
+            if !e.api.is_empty() {
+                alerts.extend(detectors.observe_api(&e.api, e.minute, e.status, e.total_us));
+            }
             for alert in alerts {
                 if let Some(tx) = self.alerts.get()
                     && tx.try_send(alert).is_err()

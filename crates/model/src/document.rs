@@ -93,6 +93,57 @@ pub struct DetectorSettings {
     /// Distinct client addresses one app's credentials are used from.
     #[serde(default = "DetectorSettings::key_sharing")]
     pub key_sharing: DetectorRule,
+    /// Traffic, error-rate and latency spikes per API against the same hour on earlier days.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub spikes: SpikeSettings,
+}
+
+/// When a minute of an API is a spike: more than `sigmas` standard deviations and `factor`
+/// times above its hour's usual, with at least `min_requests` requests; an hour judges
+/// nothing until it has learnt from `warmup` minutes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeSettings {
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub enabled: bool,
+    #[serde(default = "SpikeSettings::sigmas")]
+    pub sigmas: f64,
+    #[serde(default = "SpikeSettings::factor")]
+    pub factor: f64,
+    #[serde(default = "SpikeSettings::warmup")]
+    pub warmup: u32,
+    #[serde(default = "SpikeSettings::min_requests")]
+    pub min_requests: u64,
+}
+
+impl SpikeSettings {
+    fn sigmas() -> f64 {
+        4.0
+    }
+
+    fn factor() -> f64 {
+        3.0
+    }
+
+    fn warmup() -> u32 {
+        30
+    }
+
+    fn min_requests() -> u64 {
+        50
+    }
+}
+
+impl Default for SpikeSettings {
+    fn default() -> Self {
+        SpikeSettings {
+            enabled: true,
+            sigmas: Self::sigmas(),
+            factor: Self::factor(),
+            warmup: Self::warmup(),
+            min_requests: Self::min_requests(),
+        }
+    }
 }
 
 impl DetectorSettings {
@@ -124,6 +175,7 @@ impl Default for DetectorSettings {
             auth_failures: Self::auth_failures(),
             enumeration: Self::enumeration(),
             key_sharing: Self::key_sharing(),
+            spikes: SpikeSettings::default(),
         }
     }
 }

@@ -214,6 +214,22 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
             errs.push(format!("{path}.block"), "at most 7d");
         }
     }
+    let spikes = &doc.settings.detectors.spikes;
+    if !(spikes.sigmas.is_finite() && (1.0..=100.0).contains(&spikes.sigmas)) {
+        errs.push("settings.detectors.spikes.sigmas", "between 1 and 100");
+    }
+    if !(spikes.factor.is_finite() && (1.0..=1000.0).contains(&spikes.factor)) {
+        errs.push("settings.detectors.spikes.factor", "between 1 and 1000");
+    }
+    if spikes.warmup == 0 || spikes.warmup > 100_000 {
+        errs.push(
+            "settings.detectors.spikes.warmup",
+            "between 1 and 100000 minutes",
+        );
+    }
+    if spikes.min_requests == 0 {
+        errs.push("settings.detectors.spikes.min_requests", "at least 1");
+    }
     product::check_products(doc, &mut errs);
     product::check_webhooks(doc, &mut errs);
     check_tls(doc, &mut errs);

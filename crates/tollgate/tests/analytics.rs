@@ -534,3 +534,59 @@ async fn adoption_shows_new_apps_and_the_time_from_key_to_first_call() {
         400
     );
 }
+
+/// `promtool check metrics` over a node's `/metrics` after varied traffic. promtool comes
+/// from Debian's `prometheus` package (installed by `.ci/run`); without it the test is
+/// skipped with a reason, except under `CI=true`.
+#[tokio::test]
+async fn metrics_pass_promtool() {
+    let promtool = std::process::Command::new("promtool")
+        .arg("--version")
+        .output();
+    if promtool.is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is required in CI (Debian package `prometheus`)"
+        );
+        eprintln!("skipped: promtool is not installed (Debian package `prometheus`)");
+        return;
+    }
+    let m = MockUpstream::start("svc").await;
+    let node = start(&config(&m)).await;
+    let client = Client::new();
+    for (path, key) in [
+        ("/v1/a/x", Some("key-one-0123456789")),
+        ("/v1/b/status/503", Some("key-two-0123456789")),
+        ("/v1/a/x", None),
+        ("/nowhere", None),
+    ] {
+        let headers: Vec<(&str, &str)> = key.map(|k| ("x-api-key", k)).into_iter().collect();
+        client
+            .get_with(&node.proxy_url(path), &headers)
+            .await
+            .unwrap();
+    }
+    let body = node.admin_get("/metrics").await.unwrap().text();
+    assert!(body.contains("tollgate_requests_total{"), "{body}");
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -152,6 +152,9 @@ Try:
   curl -i http://{proxy}/v3/orders            # no route: 404 problem+json
   curl -s -H 'Authorization: Bearer {token}' http://{admin}/api/apis
   curl -s http://{admin}/metrics | grep tollgate_requests_total
+  curl -s -H 'Authorization: Bearer {token}' 'http://{admin}/api/analytics/top?dimension=route'
+                                              # analytics, a couple of seconds after the calls
+  curl -s -H 'Authorization: Bearer {token}' http://{admin}/api/alerts
   TOLLGATE_ADMIN_URL=http://{admin} TOLLGATE_ADMIN_TOKEN={token} cargo run --release -- export
 
 Press Ctrl-C to stop.

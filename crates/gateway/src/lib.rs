@@ -22,6 +22,7 @@ pub mod limit;
 pub mod listener;
 pub mod metering;
 pub mod metrics;
+pub mod otel;
 pub mod proxy;
 pub mod snapshot;
 pub mod tls;
@@ -65,6 +66,8 @@ pub struct Gateway {
     pub(crate) unmatched_name: Arc<str>,
     /// Client addresses and apps a detector blocked, until when (Unix seconds).
     pub blocks: arc_swap::ArcSwap<Blocks>,
+    /// OpenTelemetry span export (off until started).
+    pub tracer: otel::Tracer,
     /// Certificates the TLS listener serves, swapped on install.
     pub tls: Arc<tls::TlsState>,
     /// One TLS server configuration for every worker, so sessions resume on any of them.
@@ -187,6 +190,7 @@ impl Gateway {
             access_log: Arc::default(),
             unmatched_name: Arc::from(""),
             blocks: arc_swap::ArcSwap::default(),
+            tracer: otel::Tracer::default(),
             tls: Arc::default(),
             tls_config: std::sync::OnceLock::new(),
             https_port: std::sync::atomic::AtomicU16::new(0),

@@ -60,7 +60,18 @@ impl ConnInfo {
 /// Answers one request. Never fails: every error becomes a problem+json response.
 pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
+    let trace = gw.tracer.is_on().then(|| {
+        (
+            std::time::SystemTime::now(),
+            crate::otel::TraceCtx::from_header(req.headers().get(&forward::TRACEPARENT)),
+        )
+    });
     let peer_ip = conn.peer.ip();
+    let method_name = if trace.is_some() {
+        req.method().to_string()
+    } else {
+        String::new()
+    };
     let request_id = forward::request_id(req.headers());
     let snapshot = gw.snapshot();
     let mut outcome = Outcome {
@@ -72,6 +83,8 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         capture: None,
         client_ip: None,
         blocked: false,
+        trace: trace.map(|(_, ctx)| ctx),
+        upstream_span: None,
     };
     let over_tls = conn.tls.is_some();
     if !over_tls
@@ -121,6 +134,22 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     metrics.duration.record(total.as_secs_f64());
     if let Some(u) = outcome.upstream_time {
         metrics.upstream_duration.record(u.as_secs_f64());
+    }
+    if let (Some((at, _)), Some(ctx)) = (trace, &outcome.trace) {
+        let route = outcome.route.map(|i| &snapshot.routes[i]);
+        for span in crate::otel::request_spans(
+            ctx,
+            at,
+            started,
+            Instant::now(),
+            outcome.upstream_span,
+            route.map_or("unmatched", |r| &r.label),
+            &method_name,
+            resp.status().as_u16(),
+            route.map_or("", |r| &r.api),
+        ) {
+            gw.tracer.record(span);
+        }
     }
     if let Some(route) = outcome.route.map(|i| &snapshot.routes[i]) {
         let status = resp.status().as_u16();
@@ -222,6 +251,10 @@ struct Outcome {
     client_ip: Option<std::net::IpAddr>,
     /// Refused by a detector's block: not fed back to the detectors.
     blocked: bool,
+    /// The request's trace, when spans are exported.
+    trace: Option<crate::otel::TraceCtx>,
+    /// When the upstream part began and ended (first attempt to last).
+    upstream_span: Option<(Instant, Instant)>,
     /// What the access log keeps of the request, when the API logs.
     capture: Option<crate::accesslog::Capture>,
     /// The authenticated app, for analytics.
@@ -533,7 +566,14 @@ async fn proxy(
     parts
         .headers
         .insert(forward::X_REQUEST_ID.clone(), request_id.clone());
-    forward::ensure_traceparent(&mut parts.headers);
+    match &outcome.trace {
+        Some(t) => {
+            parts
+                .headers
+                .insert(forward::TRACEPARENT.clone(), t.upstream_header());
+        }
+        None => forward::ensure_traceparent(&mut parts.headers),
+    }
     if let Some(app) = &identity.app {
         parts
             .headers
@@ -566,6 +606,7 @@ async fn proxy(
             let sent = Instant::now();
             let result = aggregate.run(params, &parts.headers).await;
             outcome.upstream_time = Some(sent.elapsed());
+            outcome.upstream_span = Some((sent, Instant::now()));
             result.map_err(|f| ProxyError::AggregatePart {
                 step: f.step,
                 reason: f.reason,
@@ -745,6 +786,8 @@ async fn forward_upstream(
         let sent = Instant::now();
         let result = send(pool, target, upstream_req).await;
         outcome.upstream_time = Some(sent.elapsed());
+        let first = outcome.upstream_span.map_or(sent, |(first, _)| first);
+        outcome.upstream_span = Some((first, Instant::now()));
         match result {
             Ok(resp) => return Ok(resp),
             Err(err) => {

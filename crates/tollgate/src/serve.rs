@@ -81,6 +81,11 @@ pub struct ServeArgs {
     /// Billing and metrics are not affected.
     #[arg(long, env = "TOLLGATE_ANALYTICS", default_value = "on", value_parser = ["on", "off"])]
     pub analytics: String,
+    /// Export OpenTelemetry spans (OTLP/HTTP, JSON) to this collector, e.g.
+    /// `http://127.0.0.1:4318`: a server span per request and a client span for its
+    /// upstream part. Off unless set.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Size at which the access log file is rotated.
@@ -318,6 +323,22 @@ async fn serve(
         .insight
         .attach(meter_node, Arc::new(Aggregates(store.clone())));
     let insight_folder = (args.analytics == "on").then(|| gateway.insight.start());
+    let span_exporter: Option<tokio::task::JoinHandle<()>> = match &args.otlp_endpoint {
+        None => None,
+        Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+            return Err(Failure::Invalid(format!(
+                "--otlp-endpoint `{url}` is not an http:// or https:// URL"
+            )));
+        }
+        #[cfg(feature = "otlp")]
+        Some(url) => Some(gateway.tracer.start(url.clone(), node.to_string())),
+        #[cfg(not(feature = "otlp"))]
+        Some(_) => {
+            return Err(Failure::Invalid(
+                "--otlp-endpoint: this build has no OTLP export (cargo feature `otlp`)".into(),
+            ));
+        }
+    };
     let access_log_target = match args.access_log.as_deref() {
         Some("-") => tollgate_insight::accesslog::Target::Stdout,
         Some(path) => tollgate_insight::accesslog::Target::File(PathBuf::from(path)),
@@ -491,6 +512,9 @@ async fn serve(
         tracing::warn!(error = %e, "analytics of the last seconds were not saved");
     }
     if let Some(t) = insight_folder {
+        t.abort();
+    }
+    if let Some(t) = span_exporter {
         t.abort();
     }
     access_log_writer.abort();

@@ -590,3 +590,84 @@ async fn metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Spans go to an OTLP/HTTP receiver (here a local one that records what it is sent): a
+/// server span in the caller's trace and a client span for the upstream part, whose id the
+/// upstream receives as the parent in `traceparent`.
+#[tokio::test]
+async fn spans_are_exported_over_otlp_in_the_callers_trace() {
+    let m = MockUpstream::start("svc").await;
+    let collector = HookReceiver::start().await;
+    let endpoint = format!("http://{}", collector.addr);
+    let node = start_with(
+        NodeOptions::new()
+            .config(config(&m))
+            .arg("--otlp-endpoint")
+            .arg(endpoint),
+    )
+    .await;
+    let client = Client::new();
+    let r = client
+        .get_with(
+            &node.proxy_url("/v1/a/x"),
+            &[
+                ("x-api-key", "key-one-0123456789"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let upstream_traceparent = r.json()["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        upstream_traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{upstream_traceparent}"
+    );
+    assert!(
+        !upstream_traceparent.contains("00f067aa0ba902b7"),
+        "the gateway's own span is the parent"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            !collector.received().is_empty()
+        })
+        .await
+    );
+    let export = collector.received()[0].clone();
+    assert_eq!(export.path, "/v1/traces");
+    let body = export.json();
+    assert_eq!(
+        body["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+        "tollgate"
+    );
+    let spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(spans.len(), 2, "{body}");
+    let server = spans.iter().find(|s| s["kind"] == 2).unwrap();
+    let upstream = spans.iter().find(|s| s["kind"] == 3).unwrap();
+    assert_eq!(server["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(server["parentSpanId"], "00f067aa0ba902b7");
+    assert_eq!(upstream["parentSpanId"], server["spanId"]);
+    assert!(upstream_traceparent.contains(upstream["spanId"].as_str().unwrap()));
+    assert_eq!(server["name"], "GET /v1/a");
+    let ns = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap().parse::<u128>().unwrap();
+    assert!(ns(server, "startTimeUnixNano") <= ns(upstream, "startTimeUnixNano"));
+    assert!(ns(upstream, "endTimeUnixNano") <= ns(server, "endTimeUnixNano"));
+    // A bad endpoint is refused at start.
+    let bad = Node::start_with(
+        bin(),
+        NodeOptions::new()
+            .arg("--otlp-endpoint")
+            .arg("collector:4318"),
+    )
+    .await;
+    assert!(bad.is_err());
+}

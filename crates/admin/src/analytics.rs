@@ -401,8 +401,16 @@ pub async fn adoption(
     let (_, set) = state.store.load().await?;
     let doc = crate::config::current_document(&set)?;
     let activity = state.store.app_activity(q.api.as_deref()).await?;
+    if idle < 60 {
+        return Err(ApiError::bad_request("idle must be at least 1m"));
+    }
     let first_step = from.div_euclid(step) * step;
     let points = ((to - first_step + step - 1) / step).max(1);
+    if points > MAX_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "{points} points: use a larger step or a shorter range (at most {MAX_POINTS})"
+        )));
+    }
     let mut new_apps = vec![0u64; usize::try_from(points).unwrap_or(0)];
     let mut apps = Vec::new();
     let mut waits = Vec::new();

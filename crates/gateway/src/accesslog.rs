@@ -18,10 +18,9 @@ type Copy = Arc<Mutex<(Vec<u8>, bool)>>;
 
 /// One request's part of its access log line.
 pub struct Capture {
-    method: String,
-    path: String,
-    query: Option<String>,
-    headers: Vec<(String, String)>,
+    method: http::Method,
+    uri: http::Uri,
+    headers: Vec<(usize, http::HeaderValue)>,
     body: Option<Copy>,
     client_ip: IpAddr,
     spec: Arc<LogSpec>,
@@ -32,18 +31,12 @@ impl Capture {
         let headers = spec
             .headers
             .iter()
-            .filter_map(|name| {
-                let v = req.headers().get(name.as_str())?;
-                Some((
-                    name.clone(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                ))
-            })
+            .enumerate()
+            .filter_map(|(i, name)| Some((i, req.headers().get(name.as_str())?.clone())))
             .collect();
         Capture {
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().map(str::to_owned),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
             headers,
             body: spec.body.then(Copy::default),
             client_ip,
@@ -64,7 +57,7 @@ impl Capture {
 
     pub fn finish(
         self,
-        request_id: &str,
+        request_id: http::HeaderValue,
         route: &crate::snapshot::CompiledRoute,
         app: Option<Arc<str>>,
         status: u16,
@@ -73,13 +66,12 @@ impl Capture {
     ) -> Record {
         Record {
             at: SystemTime::now(),
-            request_id: request_id.to_string(),
+            request_id,
             api: route.api.clone(),
             version: route.version.clone(),
             route: route.label.clone(),
             method: self.method,
-            path: self.path,
-            query: self.query,
+            uri: self.uri,
             status,
             total_us,
             upstream_us,

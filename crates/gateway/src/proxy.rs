@@ -110,10 +110,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::SERVER_TIMING.clone(),
         forward::server_timing(gateway_us, upstream_us),
     );
-    let logged_id = outcome
-        .capture
-        .is_some()
-        .then(|| String::from_utf8_lossy(request_id.as_bytes()).into_owned());
+    let logged_id = outcome.capture.is_some().then(|| request_id.clone());
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
     // A plan's limits and the route's own each add their items (a structured field list).
     for (name, value) in outcome.limit_headers.drain(..) {
@@ -155,7 +152,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         let status = resp.status().as_u16();
         if let Some(capture) = outcome.capture.take() {
             gw.access_log.record(capture.finish(
-                logged_id.as_deref().unwrap_or(""),
+                logged_id.unwrap_or_else(|| HeaderValue::from_static("")),
                 route,
                 outcome.app.clone(),
                 status,

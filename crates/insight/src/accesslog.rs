@@ -31,23 +31,25 @@ pub struct LogSpec {
 /// Most request body bytes an access log line holds.
 pub const BODY_LIMIT: usize = 8 * 1024;
 
-/// One answered request.
+/// One answered request. What it holds of the request is shared with it (method, URI and
+/// header values are reference-counted), so capturing costs no copies.
 #[derive(Debug)]
 pub struct Record {
     pub at: SystemTime,
-    pub request_id: String,
+    pub request_id: http::HeaderValue,
     pub api: Arc<str>,
     pub version: Arc<str>,
     pub route: Arc<str>,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
+    pub method: http::Method,
+    /// As the client sent it (path and query).
+    pub uri: http::Uri,
     pub status: u16,
     pub total_us: u64,
     pub upstream_us: Option<u64>,
     pub client_ip: IpAddr,
     pub app: Option<Arc<str>>,
-    pub headers: Vec<(String, String)>,
+    /// Values of `spec.headers`, by their index there.
+    pub headers: Vec<(usize, http::HeaderValue)>,
     /// The body's first bytes, and whether there was more.
     pub body: Option<(Vec<u8>, bool)>,
     pub spec: Arc<LogSpec>,
@@ -134,7 +136,7 @@ pub fn line_into(out: &mut String, r: &Record) {
     out.push_str("{\"ts\":");
     json_str(out, &rfc3339_ms(r.at));
     key(out, "request_id");
-    json_str(out, &r.request_id);
+    json_str(out, &String::from_utf8_lossy(r.request_id.as_bytes()));
     key(out, "api");
     json_str(out, &r.api);
     key(out, "version");
@@ -142,14 +144,15 @@ pub fn line_into(out: &mut String, r: &Record) {
     key(out, "route");
     json_str(out, &r.route);
     key(out, "method");
-    json_str(out, &r.method);
+    json_str(out, r.method.as_str());
     key(out, "path");
-    if r.path.contains("%40") {
-        json_str(out, &mask::mask_text(&r.path.replace("%40", "@")));
+    let path = r.uri.path();
+    if path.contains("%40") {
+        json_str(out, &mask::mask_text(&path.replace("%40", "@")));
     } else {
-        json_str(out, &mask::mask_text(&r.path));
+        json_str(out, &mask::mask_text(path));
     }
-    if let Some(q) = &r.query {
+    if let Some(q) = r.uri.query() {
         key(out, "query");
         json_str(out, &mask::mask_query(q, &r.spec.mask_fields));
     }
@@ -172,13 +175,17 @@ pub fn line_into(out: &mut String, r: &Record) {
     if !r.headers.is_empty() {
         key(out, "headers");
         out.push('{');
-        for (i, (name, value)) in r.headers.iter().enumerate() {
+        for (i, (index, value)) in r.headers.iter().enumerate() {
+            let Some(name) = r.spec.headers.get(*index) else {
+                continue;
+            };
             if i > 0 {
                 out.push(',');
             }
             json_str(out, name);
             out.push(':');
-            json_str(out, &mask::mask_header(name, value, &r.spec.mask_headers));
+            let value = String::from_utf8_lossy(value.as_bytes());
+            json_str(out, &mask::mask_header(name, &value, &r.spec.mask_headers));
         }
         out.push('}');
     }
@@ -329,7 +336,7 @@ impl Output {
             options.mode(0o600);
             let file = options.open(path).await?;
             self.size = file.metadata().await?.len();
-            self.file = Some(tokio::io::BufWriter::new(file));
+            self.file = Some(tokio::io::BufWriter::with_capacity(64 * 1024, file));
         }
         Ok(())
     }
@@ -384,24 +391,33 @@ mod tests {
     use std::time::Duration;
 
     fn record(spec: LogSpec) -> Record {
+        let spec = LogSpec {
+            headers: vec![
+                "authorization".into(),
+                "user-agent".into(),
+                "x-customer".into(),
+            ],
+            ..spec
+        };
         Record {
             at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
-            request_id: "r1".into(),
+            request_id: http::HeaderValue::from_static("r1"),
             api: Arc::from("orders"),
             version: Arc::from("v1"),
             route: Arc::from("/v1/orders"),
-            method: "POST".into(),
-            path: "/v1/orders/jane%40example.com".into(),
-            query: Some("api_key=abc&q=4111111111111111".into()),
+            method: http::Method::POST,
+            uri: "/v1/orders/jane%40example.com?api_key=abc&q=4111111111111111"
+                .parse()
+                .unwrap(),
             status: 201,
             total_us: 1500,
             upstream_us: Some(1200),
             client_ip: "203.0.113.9".parse().unwrap(),
             app: Some(Arc::from("web")),
             headers: vec![
-                ("authorization".into(), "Bearer secret-token".into()),
-                ("user-agent".into(), "curl/8".into()),
-                ("x-customer".into(), "c-42".into()),
+                (0, http::HeaderValue::from_static("Bearer secret-token")),
+                (1, http::HeaderValue::from_static("curl/8")),
+                (2, http::HeaderValue::from_static("c-42")),
             ],
             body: Some((br#"{"email":"j@x.io","ssn":"123","qty":2}"#.to_vec(), false)),
             spec: Arc::new(spec),
@@ -436,11 +452,14 @@ mod tests {
     #[test]
     fn strings_are_escaped_and_times_exact() {
         let mut r = record(LogSpec::default());
-        r.path = "/a\"b\\c\n\u{1}".into();
+        r.uri = "/a%22b%5Cc".parse().unwrap();
         r.total_us = 42;
         r.upstream_us = Some(2000);
         let v: serde_json::Value = serde_json::from_str(&line(&r)).unwrap();
-        assert_eq!(v["path"], "/a\"b\\c\n\u{1}");
+        assert_eq!(v["path"], "/a%22b%5Cc");
+        let mut out = String::new();
+        json_str(&mut out, "a\"b\\c\n\u{1}");
+        assert_eq!(out, "\"a\\\"b\\\\c\\n\\u0001\"");
         assert_eq!(v["duration_ms"], 0.042);
         assert_eq!(v["upstream_ms"], 2);
     }

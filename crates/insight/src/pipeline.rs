@@ -252,7 +252,7 @@ impl Pipeline {
             } else {
                 Vec::new()
             };
-            if !e.api.is_empty() {
+            if e.detect && !e.api.is_empty() {
                 alerts.extend(detectors.observe_api(&e.api, e.minute, e.status, e.total_us));
             }
             for alert in alerts {

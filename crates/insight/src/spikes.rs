@@ -79,9 +79,15 @@ struct Minute {
     latency: Histogram,
 }
 
+/// Minutes a detector stays quiet for an API after it fired (a lasting rise alerts once in
+/// this time, not every minute).
+const COOLDOWN_MINUTES: i64 = 15;
+
 #[derive(Default)]
 struct ApiState {
     current: Minute,
+    /// Per detector (traffic, errors, latency): the first minute it may fire again.
+    quiet_until: [i64; 3],
     /// Per hour of the day: requests, error rate, p95 (ms).
     traffic: [Baseline; 24],
     errors: [Baseline; 24],
@@ -161,6 +167,7 @@ fn close(api: &Arc<str>, st: &mut ApiState, rule: &SpikeRule) -> Vec<Spike> {
     let m = &st.current;
     let hour = usize::try_from(m.minute.rem_euclid(1440) / 60).unwrap_or(0);
     let mut out = Vec::new();
+    let minute = m.minute;
     let spike = |detector, value: f64, b: &Baseline| Spike {
         detector,
         api: api.clone(),
@@ -194,6 +201,20 @@ fn close(api: &Arc<str>, st: &mut ApiState, rule: &SpikeRule) -> Vec<Spike> {
             }
         }
     }
+    // One alert per detector and API in a cooldown: the minutes after it are still judged
+    // (and not learnt from while they stay high), but not reported again.
+    out.retain(|s: &Spike| {
+        let i = match s.detector {
+            "traffic_spike" => 0,
+            "error_spike" => 1,
+            _ => 2,
+        };
+        if minute < st.quiet_until[i] {
+            return false;
+        }
+        st.quiet_until[i] = minute + COOLDOWN_MINUTES;
+        true
+    });
     out
 }
 
@@ -280,8 +301,9 @@ mod tests {
                 usual(m, n)
             }
         });
-        assert_eq!(spikes.len(), 5, "{spikes:?}");
-        assert!(spikes.iter().all(|x| x.detector == "error_spike"));
+        assert_eq!(spikes.len(), 1, "{spikes:?}");
+        assert_eq!(spikes[0].detector, "error_spike");
+        assert_eq!(spikes[0].minute, day3 + 600);
         // Latency: the upstream slows from 20 ms to 400 ms for five minutes.
         let mut s = Spikes::new(Some(SpikeRule::default()));
         let spikes = feed(&mut s, 4, |m, n| {
@@ -291,12 +313,29 @@ mod tests {
                 usual(m, n)
             }
         });
-        assert_eq!(spikes.len(), 5, "{spikes:?}");
-        assert!(spikes.iter().all(|x| x.detector == "latency_spike"));
+        assert_eq!(spikes.len(), 1, "{spikes:?}");
+        assert_eq!(spikes[0].detector, "latency_spike");
         assert!(
             spikes[0].value > 390.0 && spikes[0].baseline < 40.0,
             "{spikes:?}"
         );
+    }
+
+    #[test]
+    fn a_lasting_rise_alerts_once_per_cooldown() {
+        let day3 = 3 * 1440;
+        let mut s = Spikes::new(Some(SpikeRule::default()));
+        // Forty minutes at 6×: alerts at the start and after each 15-minute cooldown.
+        let spikes = feed(&mut s, 4, |m, n| {
+            let n = if (day3 + 900..day3 + 940).contains(&m) {
+                n * 6
+            } else {
+                n
+            };
+            usual(m, n)
+        });
+        let minutes: Vec<i64> = spikes.iter().map(|x| x.minute - day3).collect();
+        assert_eq!(minutes, [900, 915, 930], "{spikes:?}");
     }
 
     #[test]

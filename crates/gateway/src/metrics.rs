@@ -96,4 +96,8 @@ pub fn describe() {
         "tollgate_access_log_dropped_total",
         "Access log lines dropped because the writer fell behind."
     );
+    metrics::describe_counter!(
+        "tollgate_spans_dropped_total",
+        "OpenTelemetry spans dropped: the export queue was full or the collector failed."
+    );
 }

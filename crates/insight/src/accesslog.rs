@@ -5,13 +5,15 @@
 //! rotated at a size limit, keeping five old files.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use metrics::Counter;
-use tokio::io::AsyncWriteExt;
 
 use crate::mask;
 
@@ -112,14 +114,56 @@ fn key(out: &mut String, k: &str) {
     out.push_str("\":");
 }
 
+/// Appends `n` in decimal (without going through `fmt`: this runs several times a line).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
 /// Microseconds as milliseconds with three decimals (`1.5`, `0.042`).
 fn millis(out: &mut String, us: u64) {
-    let _ = write!(out, "{}", us / 1000);
-    let frac = us % 1000;
+    push_u64(out, us / 1000);
+    let mut frac = us % 1000;
     if frac != 0 {
-        let digits = format!("{frac:03}");
         out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        let mut width = 3;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            width -= 1;
+        }
+        let mut div = 10u64.pow(width - 1);
+        while div > 0 {
+            out.push(char::from(b'0' + (frac / div % 10) as u8));
+            div /= 10;
+        }
+    }
+}
+
+/// Appends an address as text (IPv4 without `fmt`).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -133,8 +177,12 @@ pub fn line(r: &Record) -> String {
 
 /// [`line`] into a reused buffer.
 pub fn line_into(out: &mut String, r: &Record) {
+    line_with(out, r, &mut Clock::default());
+}
+
+fn line_with(out: &mut String, r: &Record, clock: &mut Clock) {
     out.push_str("{\"ts\":");
-    json_str(out, &rfc3339_ms(r.at));
+    clock.stamp(out, r.at);
     key(out, "request_id");
     json_str(out, &String::from_utf8_lossy(r.request_id.as_bytes()));
     key(out, "api");
@@ -157,7 +205,7 @@ pub fn line_into(out: &mut String, r: &Record) {
         json_str(out, &mask::mask_query(q, &r.spec.mask_fields));
     }
     key(out, "status");
-    let _ = write!(out, "{}", r.status);
+    push_u64(out, u64::from(r.status));
     key(out, "duration_ms");
     millis(out, r.total_us);
     if let Some(u) = r.upstream_us {
@@ -166,7 +214,7 @@ pub fn line_into(out: &mut String, r: &Record) {
     }
     key(out, "client_ip");
     out.push('"');
-    let _ = write!(out, "{}", r.client_ip);
+    push_ip(out, r.client_ip);
     out.push('"');
     if let Some(app) = &r.app {
         key(out, "app");
@@ -222,11 +270,18 @@ pub enum Target {
 const QUEUE: usize = 16_384;
 /// Old files kept on rotation.
 const KEEP: usize = 5;
+/// How often the writer wakes to take what has queued. The request path never wakes it:
+/// handing a record over is one push onto a bounded queue.
+const TICK: Duration = Duration::from_millis(20);
+/// Longest a written line waits in the writer's buffer before it reaches the file.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// The access log of one node.
 pub struct AccessLog {
-    tx: OnceLock<tokio::sync::mpsc::Sender<Record>>,
+    tx: OnceLock<SyncSender<Record>>,
     dropped: Counter,
+    stop: Arc<AtomicBool>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -240,6 +295,8 @@ impl Default for AccessLog {
         AccessLog {
             tx: OnceLock::new(),
             dropped: metrics::counter!("tollgate_access_log_dropped_total"),
+            stop: Arc::default(),
+            writer: Mutex::new(None),
         }
     }
 }
@@ -259,129 +316,178 @@ impl AccessLog {
         }
     }
 
-    /// Starts the writer. A file is appended to and rotated past `max_bytes`.
-    pub async fn start(
-        &self,
-        target: Target,
-        max_bytes: u64,
-    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-        let mut out = Output::open(target, max_bytes).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Record>(QUEUE);
-        let _ = self.tx.set(tx);
-        Ok(tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
-            let mut text = String::with_capacity(1024);
-            let mut failing = false;
-            while rx.recv_many(&mut batch, 256).await > 0 {
-                let mut result = Ok(());
-                for r in batch.drain(..) {
-                    text.clear();
-                    line_into(&mut text, &r);
-                    text.push('\n');
-                    if result.is_ok() {
-                        result = out.write(text.as_bytes()).await;
+    /// Starts the writer, a thread of its own: it wakes every [`TICK`], masks and formats
+    /// what has queued into a 64 KiB buffer, and writes the buffer out when it is full or
+    /// [`FLUSH_EVERY`] has passed. A file is appended to and rotated past `max_bytes`.
+    pub fn start(&self, target: Target, max_bytes: u64) -> std::io::Result<()> {
+        let mut out = Output::open(target, max_bytes)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(QUEUE);
+        if self.tx.set(tx).is_err() {
+            return Err(std::io::Error::other("the access log is already started"));
+        }
+        let stop = self.stop.clone();
+        let writer = std::thread::Builder::new()
+            .name("tollgate-access-log".into())
+            .spawn(move || {
+                let mut text = String::with_capacity(1024);
+                let mut clock = Clock::default();
+                let mut failing = false;
+                let mut flushed = Instant::now();
+                loop {
+                    let stopping = stop.load(Ordering::Acquire);
+                    let mut result = Ok(());
+                    while let Ok(r) = rx.try_recv() {
+                        text.clear();
+                        line_with(&mut text, &r, &mut clock);
+                        text.push('\n');
+                        if result.is_ok() {
+                            result = out.write(text.as_bytes());
+                        }
                     }
-                }
-                if result.is_ok() {
-                    result = out.flush().await;
-                }
-                match result {
-                    Ok(()) if failing => {
-                        failing = false;
-                        tracing::info!("access log written again");
+                    if result.is_ok() && (stopping || flushed.elapsed() >= FLUSH_EVERY) {
+                        result = out.flush();
+                        flushed = Instant::now();
                     }
-                    Ok(()) => {}
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::warn!(error = %e, "cannot write the access log; lines are lost until it works again");
+                    match result {
+                        Ok(()) if failing => {
+                            failing = false;
+                            tracing::info!("access log written again");
+                        }
+                        Ok(()) => {}
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "cannot write the access log; lines are lost until it works again");
+                        }
+                        Err(_) => {}
                     }
-                    Err(_) => {}
+                    if stopping {
+                        return;
+                    }
+                    std::thread::sleep(TICK);
                 }
-            }
-            let _ = out.flush().await;
-        }))
+            })?;
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(writer);
+        Ok(())
+    }
+
+    /// Writes what is queued, flushes and stops the writer (on shutdown). Blocks for at
+    /// most one tick plus the writing.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer's time stamp cache: the formatted date and time of the last second seen.
+#[derive(Default)]
+struct Clock {
+    second: u64,
+    prefix: String,
+}
+
+impl Clock {
+    /// `t` as RFC 3339 UTC with milliseconds, formatting the date once per second.
+    fn stamp(&mut self, out: &mut String, t: SystemTime) {
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        if self.prefix.is_empty() || self.second != d.as_secs() {
+            self.second = d.as_secs();
+            let full = rfc3339_ms(t);
+            self.prefix.clear();
+            self.prefix.push_str(&full[..full.len() - 5]);
+        }
+        out.push('"');
+        out.push_str(&self.prefix);
+        let ms = d.subsec_millis();
+        out.push('.');
+        out.push(char::from(b'0' + (ms / 100) as u8));
+        out.push(char::from(b'0' + (ms / 10 % 10) as u8));
+        out.push(char::from(b'0' + (ms % 10) as u8));
+        out.push_str("Z\"");
     }
 }
 
 struct Output {
     target: Target,
-    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
-    stdout: tokio::io::Stdout,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    stdout: std::io::BufWriter<std::io::Stdout>,
     size: u64,
     max: u64,
 }
 
 impl Output {
-    async fn open(target: Target, max: u64) -> std::io::Result<Output> {
+    fn open(target: Target, max: u64) -> std::io::Result<Output> {
         let mut o = Output {
             target,
             file: None,
-            stdout: tokio::io::stdout(),
+            stdout: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
             size: 0,
             max,
         };
-        o.reopen().await?;
+        o.reopen()?;
         Ok(o)
     }
 
-    async fn reopen(&mut self) -> std::io::Result<()> {
+    fn reopen(&mut self) -> std::io::Result<()> {
         if let Target::File(path) = &self.target {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(dir).await?;
+                std::fs::create_dir_all(dir)?;
             }
-            let mut options = tokio::fs::OpenOptions::new();
+            let mut options = std::fs::OpenOptions::new();
             options.create(true).append(true);
             // Masked, but still about people's requests: readable by the owner only.
             #[cfg(unix)]
-            options.mode(0o600);
-            let file = options.open(path).await?;
-            self.size = file.metadata().await?.len();
-            self.file = Some(tokio::io::BufWriter::with_capacity(64 * 1024, file));
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(path)?;
+            self.size = file.metadata()?.len();
+            self.file = Some(std::io::BufWriter::with_capacity(64 * 1024, file));
         }
         Ok(())
     }
 
     /// Appends one line, rotating first when the file is full.
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         if self.file.is_some() && self.size > 0 && self.size + bytes.len() as u64 > self.max {
-            self.rotate().await?;
+            self.rotate()?;
         }
         match &mut self.file {
             Some(f) => {
-                f.write_all(bytes).await?;
+                f.write_all(bytes)?;
                 self.size += bytes.len() as u64;
             }
-            None => self.stdout.write_all(bytes).await?,
+            None => self.stdout.write_all(bytes)?,
         }
         Ok(())
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
+    fn flush(&mut self) -> std::io::Result<()> {
         match &mut self.file {
-            Some(f) => f.flush().await,
-            None => self.stdout.flush().await,
+            Some(f) => f.flush(),
+            None => self.stdout.flush(),
         }
     }
 
     /// `access.log` → `access.log.1` → … → `access.log.5` (the oldest is removed).
-    async fn rotate(&mut self) -> std::io::Result<()> {
+    fn rotate(&mut self) -> std::io::Result<()> {
         let Target::File(path) = self.target.clone() else {
             return Ok(());
         };
         if let Some(mut f) = self.file.take() {
-            f.flush().await?;
+            f.flush()?;
         }
         let name = |n: usize| {
             let mut p = path.clone().into_os_string();
             p.push(format!(".{n}"));
             PathBuf::from(p)
         };
-        let _ = tokio::fs::remove_file(name(KEEP)).await;
+        let _ = std::fs::remove_file(name(KEEP));
         for n in (1..KEEP).rev() {
-            let _ = tokio::fs::rename(name(n), name(n + 1)).await;
+            let _ = std::fs::rename(name(n), name(n + 1));
         }
-        tokio::fs::rename(&path, name(1)).await?;
-        self.reopen().await
+        std::fs::rename(&path, name(1))?;
+        self.reopen()
     }
 }
 
@@ -465,6 +571,51 @@ mod tests {
     }
 
     #[test]
+    fn the_cached_clock_agrees_with_the_full_format() {
+        let mut clock = Clock::default();
+        for ms in [
+            0u64,
+            1,
+            999,
+            1000,
+            1001,
+            59_999,
+            86_399_999,
+            86_400_000,
+            951_782_400_007,
+        ] {
+            let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_000 + ms);
+            let mut out = String::new();
+            clock.stamp(&mut out, t);
+            assert_eq!(out, format!("\"{}\"", rfc3339_ms(t)), "at +{ms} ms");
+        }
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_written_exactly() {
+        for (us, text) in [
+            (0, "0"),
+            (1, "0.001"),
+            (10, "0.01"),
+            (100, "0.1"),
+            (1000, "1"),
+            (1500, "1.5"),
+            (1234, "1.234"),
+            (1230, "1.23"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            let mut out = String::new();
+            millis(&mut out, us);
+            assert_eq!(out, text);
+        }
+        for ip in ["0.0.0.0", "203.0.113.255", "::1", "2001:db8::7"] {
+            let mut out = String::new();
+            push_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip);
+        }
+    }
+
+    #[test]
     fn civil_dates() {
         assert_eq!(
             rfc3339_ms(SystemTime::UNIX_EPOCH),
@@ -476,20 +627,19 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn files_rotate_past_their_size_and_keep_five() {
+    #[test]
+    fn files_rotate_past_their_size_and_keep_five() {
         let dir = std::env::temp_dir().join(format!("tg-accesslog-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("access.log");
         let log = AccessLog::default();
-        let task = log.start(Target::File(path.clone()), 2_000).await.unwrap();
+        log.start(Target::File(path.clone()), 2_000).unwrap();
         for _ in 0..100 {
             log.record(record(LogSpec::default()));
-            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_micros(200));
         }
-        drop(log);
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        log.close();
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

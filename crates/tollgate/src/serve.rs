@@ -274,6 +274,27 @@ async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
         .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
 }
 
+/// A proxy listening socket with `SO_REUSEPORT`: every proxy worker gets one of its own on
+/// the same address, and the kernel spreads new connections over them evenly (one shared
+/// socket let whichever worker woke first take a burst of connections and keep them).
+fn bind_shared_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+async fn bind_proxy(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
+    bind_shared_port(addr)
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
+}
+
 async fn serve(
     args: ServeArgs,
     file_config: Option<Document>,
@@ -344,10 +365,9 @@ async fn serve(
         Some(path) => tollgate_insight::accesslog::Target::File(PathBuf::from(path)),
         None => tollgate_insight::accesslog::Target::File(data_dir(&args).join("access.log")),
     };
-    let access_log_writer = gateway
+    gateway
         .access_log
         .start(access_log_target.clone(), ACCESS_LOG_MAX)
-        .await
         .map_err(|e| {
             Failure::Runtime(format!(
                 "cannot open the access log {access_log_target:?}: {e}"
@@ -396,9 +416,9 @@ async fn serve(
         .loaded
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let proxy_listener = bind(args.proxy_listen, "proxy").await?;
+    let proxy_listener = bind_proxy(args.proxy_listen, "proxy").await?;
     let tls_listener = match args.proxy_tls_listen {
-        Some(addr) => Some(bind(addr, "proxy TLS").await?),
+        Some(addr) => Some(bind_proxy(addr, "proxy TLS").await?),
         None => None,
     };
     if let Some(l) = &tls_listener {
@@ -517,7 +537,8 @@ async fn serve(
     if let Some(t) = span_exporter {
         t.abort();
     }
-    access_log_writer.abort();
+    let access_log = gateway.access_log.clone();
+    let _ = tokio::task::spawn_blocking(move || access_log.close()).await;
     usage_flusher.abort();
     if let Err(e) = gateway.meter.flush().await {
         tracing::warn!(error = %e, "usage counts of the last second were not saved");
@@ -527,7 +548,8 @@ async fn serve(
 }
 
 /// Starts `count` more proxy workers, each a thread with its own single-threaded runtime
-/// accepting on the same listening socket, all stopping when `stop` turns true.
+/// accepting on its own socket bound to the listener's address (`SO_REUSEPORT`), all
+/// stopping when `stop` turns true.
 fn spawn_proxy_workers(
     count: usize,
     listener: &TcpListener,
@@ -537,12 +559,15 @@ fn spawn_proxy_workers(
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, Failure> {
     let fail = |e: std::io::Error| Failure::Runtime(format!("cannot start a proxy worker: {e}"));
-    let shared = clone_listener(listener).map_err(fail)?;
+    // Each worker listens on a socket of its own, bound to the same address.
+    let own = |l: &TcpListener| -> std::io::Result<std::net::TcpListener> {
+        bind_shared_port(l.local_addr()?)?.into_std()
+    };
     let mut threads = Vec::with_capacity(count);
     for i in 1..=count {
-        let socket = shared.try_clone().map_err(fail)?;
+        let socket = own(listener).map_err(fail)?;
         let tls_socket = match tls_listener {
-            Some(l) => Some(clone_listener(l).map_err(fail)?),
+            Some(l) => Some(own(l).map_err(fail)?),
             None => None,
         };
         let (gateway, settings, mut stop) = (gateway.clone(), settings.clone(), stop.clone());
@@ -588,13 +613,6 @@ fn spawn_proxy_workers(
         threads.push(thread);
     }
     Ok(threads)
-}
-
-/// A second handle on a listening socket (same socket, not a new bind).
-fn clone_listener(listener: &TcpListener) -> std::io::Result<std::net::TcpListener> {
-    use std::os::fd::{AsFd, OwnedFd};
-    let fd: OwnedFd = listener.as_fd().try_clone_to_owned()?;
-    Ok(std::net::TcpListener::from(fd))
 }
 
 /// Keeps the gateway at the store's revision (changes made by other nodes or tools) and

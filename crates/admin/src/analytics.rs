@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::problem::Query;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -364,9 +365,11 @@ pub struct AdoptionQuery {
 }
 
 /// Adoption of an API (or of all): apps whose first successful call fell in each step of
-/// the range (`new_apps`), each app's first and last successful call and the time from its
-/// first key's creation to its first call, and the apps that stopped calling (no successful
-/// call for `idle`, after calling before). Times follow the analytics kept: once rolled up,
+/// the range (`new_apps`), the apps active in the range (first call before `to`, last call
+/// at or after `from`) with their first and last successful call and the time from their
+/// first key's creation to their first call (the median over apps that started in the
+/// range), and the apps that stopped calling (reached `idle` without a successful call
+/// within the range). Times follow the analytics kept: once rolled up,
 /// a first or last call is known to its hour or day.
 #[utoipa::path(get, path = "/api/analytics/adoption", params(AdoptionQuery), responses((status = 200), (status = 400)), security(("bearer" = [])))]
 pub async fn adoption(
@@ -398,9 +401,6 @@ pub async fn adoption(
             .as_std()
             .as_secs() as i64,
     };
-    let (_, set) = state.store.load().await?;
-    let doc = crate::config::current_document(&set)?;
-    let activity = state.store.app_activity(q.api.as_deref()).await?;
     if idle < 60 {
         return Err(ApiError::bad_request("idle must be at least 1m"));
     }
@@ -411,6 +411,9 @@ pub async fn adoption(
             "{points} points: use a larger step or a shorter range (at most {MAX_POINTS})"
         )));
     }
+    let (_, set) = state.store.load().await?;
+    let doc = crate::config::current_document(&set)?;
+    let activity = state.store.app_activity(q.api.as_deref()).await?;
     let mut new_apps = vec![0u64; usize::try_from(points).unwrap_or(0)];
     let mut apps = Vec::new();
     let mut waits = Vec::new();
@@ -418,7 +421,17 @@ pub async fn adoption(
     for a in &activity {
         let first = a.first * 60;
         let last = a.last * 60;
-        if first >= from && first < to {
+        // Stopped: reached `idle` without a successful call within (from, to].
+        if last + 60 <= to - idle && last + 60 > from - idle {
+            stopped.push(json!({ "app": a.app, "last_call": rfc3339(last) }));
+        }
+        // Apps that had not started by `to`, or had stopped before `from`, are not part
+        // of this range.
+        if first >= to || last + 60 <= from {
+            continue;
+        }
+        let started_here = first >= from;
+        if started_here {
             let i = (first - first_step).div_euclid(step);
             if let Some(n) = usize::try_from(i).ok().and_then(|i| new_apps.get_mut(i)) {
                 *n += 1;
@@ -434,11 +447,8 @@ pub async fn adoption(
         });
         // Known to the minute: a call in the minute the key was made counts as at once.
         let wait = key_created.map(|k| (first - k.div_euclid(60) * 60).max(0));
-        if let Some(w) = wait {
+        if let Some(w) = wait.filter(|_| started_here) {
             waits.push(w);
-        }
-        if last + 60 <= to - idle && last + 60 > from - idle {
-            stopped.push(json!({ "app": a.app, "last_call": rfc3339(last) }));
         }
         apps.push(json!({
             "app": a.app,

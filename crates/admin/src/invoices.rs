@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
+use crate::problem::Query;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::problem::Query;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::problem::Query;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 

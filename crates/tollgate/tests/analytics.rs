@@ -519,12 +519,42 @@ async fn adoption_shows_new_apps_and_the_time_from_key_to_first_call() {
     let wait = two["seconds_to_first_call"].as_i64().unwrap();
     assert!((0..=120).contains(&wait), "{two}");
     assert!(a["stopped"].as_array().unwrap().is_empty());
+    // A range before any call has no apps, no new apps and no median.
+    let r = node
+        .admin_get(
+            "/api/analytics/adoption?api=orders&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let past = r.json();
+    assert_eq!(past["apps"], serde_json::json!([]), "{past}");
+    assert!(past["median_seconds_to_first_call"].is_null(), "{past}");
+    assert!(
+        past["new_apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["value"] == 0)
+    );
     assert_eq!(
         node.admin_get("/api/analytics/adoption?step=2d")
             .await
             .unwrap()
             .status,
         400
+    );
+    // A query string that does not parse gets a problem document naming the parameter.
+    let r = node
+        .admin_get("/api/analytics/top?dimension=api&limit=many")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("limit"),
+        "{}",
+        r.text()
     );
     assert_eq!(
         node.admin_get("/api/analytics/adoption?idle=soon")

@@ -60,6 +60,12 @@ pub(crate) async fn apply_document(
         ));
     }
     let mut doc = change(&current)?;
+    let deprecated = crate::lifecycle::check(
+        &current_document(&current)?,
+        &mut doc,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| ApiError::invalid(source.cloned().unwrap_or_default().locate_all(e)))?;
     let errors = validate(&doc);
     if !errors.is_empty() {
         return Err(ApiError::invalid(
@@ -102,6 +108,16 @@ pub(crate) async fn apply_document(
     let revision = state.store.commit(&plan, actor, Some(base)).await?;
     control::sync(state).await?;
     tracing::info!(revision, actor, %summary, "configuration changed");
+    // The apps still calling a newly deprecated version are told (portal notice, webhook).
+    // The change stands whatever happens here; a failure is logged.
+    for (api, version) in &deprecated {
+        match crate::lifecycle::notify_deprecated(state, &doc, api, version).await {
+            Ok(told) => tracing::info!(%api, %version, apps = told, "deprecation notices raised"),
+            Err(e) => {
+                tracing::warn!(%api, %version, error = %e.detail, "deprecation notices not raised")
+            }
+        }
+    }
     Ok(ApplyOutcome {
         base_revision: base,
         revision,

@@ -17,6 +17,7 @@ mod credit;
 mod export;
 mod identities;
 mod invoices;
+mod lifecycle;
 mod notify;
 mod openapi;
 mod pricing;
@@ -85,6 +86,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(pricing::routes())
         .merge(usage::routes())
         .merge(analytics::routes())
+        .merge(lifecycle::routes())
         .merge(alerts::routes())
         .merge(invoices::routes())
         .merge(export::routes())

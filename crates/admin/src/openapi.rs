@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     alerts, analytics, auth, cache, collections, config, credit, export, identities, invoices,
-    notify, pricing, subscriptions, usage,
+    lifecycle, notify, pricing, subscriptions, usage,
 };
 
 #[derive(OpenApi)]
@@ -27,7 +27,7 @@ use crate::{
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
         usage::usage,
-        analytics::timeseries, analytics::top, analytics::heatmap, analytics::adoption, alerts::list, alerts::unblock,
+        analytics::timeseries, analytics::top, analytics::heatmap, analytics::adoption, lifecycle::callers, alerts::list, alerts::unblock,
         invoices::run, invoices::list, invoices::show, invoices::simulate, export::usage_export, notify::notices, notify::deliveries, credit::show_credit, credit::add_credit,
         subscriptions::list_products, subscriptions::get_product, subscriptions::put_product, subscriptions::delete_product,
         subscriptions::list_subscriptions, subscriptions::get_subscription, subscriptions::create_subscription,

@@ -11,6 +11,7 @@ pub const EVENTS: &[&str] = &[
     "quota.exhausted",
     "credit.exhausted",
     "alert.raised",
+    "version.deprecated",
 ];
 
 fn yes() -> bool {

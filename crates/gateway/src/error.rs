@@ -21,6 +21,16 @@ pub enum ProxyError {
     BadPath(String),
     #[error("no route matches {method} {path}")]
     NoRoute { method: String, path: String },
+    #[error(
+        "API {api} has no version `{version}` answering {method} {path} (its versions: {known})"
+    )]
+    UnknownVersion {
+        api: String,
+        version: String,
+        known: String,
+        method: String,
+        path: String,
+    },
     #[error("method {method} is not allowed here")]
     MethodNotAllowed { method: String, allow: String },
     #[error("version {version} of API {api} is retired{}", successor.as_ref().map(|s| format!("; use {s}")).unwrap_or_default())]
@@ -28,6 +38,14 @@ pub enum ProxyError {
         api: String,
         version: String,
         successor: Option<String>,
+    },
+    #[error("version {version} of API {api} is deprecated and in a scheduled brownout until {until}{}", successor.as_ref().map(|s| format!("; use {s}")).unwrap_or_default())]
+    Brownout {
+        api: String,
+        version: String,
+        successor: Option<String>,
+        until: String,
+        retry_after: u64,
     },
     #[error("access from this address is not allowed")]
     IpDenied,
@@ -92,9 +110,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadPath(_) => StatusCode::BAD_REQUEST,
-            ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ProxyError::NoRoute { .. } | ProxyError::UnknownVersion { .. } => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::Retired { .. } => StatusCode::GONE,
+            ProxyError::Retired { .. } | ProxyError::Brownout { .. } => StatusCode::GONE,
             ProxyError::IpDenied => StatusCode::FORBIDDEN,
             ProxyError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) | ProxyError::CorsRejected => StatusCode::FORBIDDEN,
@@ -123,8 +141,10 @@ impl ProxyError {
         match self {
             ProxyError::BadPath(_)
             | ProxyError::NoRoute { .. }
+            | ProxyError::UnknownVersion { .. }
             | ProxyError::MethodNotAllowed { .. }
             | ProxyError::Retired { .. }
+            | ProxyError::Brownout { .. }
             | ProxyError::IpDenied
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::ClientTimeout
@@ -159,8 +179,10 @@ impl ProxyError {
         match self {
             ProxyError::BadPath(_) => "bad-request",
             ProxyError::NoRoute { .. } => "not-found",
+            ProxyError::UnknownVersion { .. } => "unknown-version",
             ProxyError::MethodNotAllowed { .. } => "method-not-allowed",
             ProxyError::Retired { .. } => "version-retired",
+            ProxyError::Brownout { .. } => "version-brownout",
             ProxyError::IpDenied => "ip-denied",
             ProxyError::BodyTooLarge { .. } => "payload-too-large",
             ProxyError::ClientTimeout => "request-timeout",
@@ -211,7 +233,8 @@ impl ProxyError {
                 Some(l.retry_after)
             }
             ProxyError::Overloaded { retry_after, .. }
-            | ProxyError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+            | ProxyError::CircuitOpen { retry_after, .. }
+            | ProxyError::Brownout { retry_after, .. } => Some(*retry_after),
             _ => None,
         };
         if let Some(secs) = retry_after {

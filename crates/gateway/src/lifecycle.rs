@@ -48,6 +48,27 @@ pub fn deprecation_headers(
     out
 }
 
+/// A version's brownout windows as Unix seconds `[from, to)` (validated beforehand;
+/// a window that does not parse is left out).
+pub fn brownout_windows(version: &Version) -> Vec<(i64, i64)> {
+    let parse = |t: &str| {
+        OffsetDateTime::parse(t, &Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+    };
+    version
+        .brownouts
+        .iter()
+        .filter_map(|b| Some((parse(&b.from)?, parse(&b.to)?)))
+        .filter(|(f, t)| f < t)
+        .collect()
+}
+
+/// The window of `windows` that holds `now`, if any.
+pub fn in_brownout(windows: &[(i64, i64)], now: i64) -> Option<(i64, i64)> {
+    windows.iter().copied().find(|(f, t)| *f <= now && now < *t)
+}
+
 /// Where the successor version is served: its first route's path.
 pub fn successor_path(api: &Api, version: &Version) -> Option<String> {
     let name = version.successor.as_deref()?;

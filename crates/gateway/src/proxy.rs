@@ -295,12 +295,18 @@ async fn proxy(
         })
         .map(str::to_owned);
     let headers = req.headers();
+    let query = req.uri().query();
     let lookup = |method: &str| {
-        snapshot
-            .router
-            .find(host.as_deref(), method, &path, &|name| {
-                headers.get(name).and_then(|v| v.to_str().ok())
-            })
+        snapshot.router.find(
+            host.as_deref(),
+            method,
+            &path,
+            &|name| match name.strip_prefix('?') {
+                // A query parameter condition (versions chosen by query parameter).
+                Some(param) => query_value(query, param),
+                None => headers.get(name).and_then(|v| v.to_str().ok()),
+            },
+        )
     };
     let mut matched = lookup(req.method().as_str());
     if matches!(matched, Match::MethodNotAllowed { .. })
@@ -331,6 +337,28 @@ async fn proxy(
     };
     let route_index = *found.value;
     let route = &snapshot.routes[route_index];
+    // A request that names a version gets that version or nothing (the default version's
+    // routes also match requests naming none).
+    if let Some(choice) = &route.version_choice {
+        let (condition, known) = &**choice;
+        let asked = match condition.strip_prefix('?') {
+            Some(param) => query_value(query, param),
+            None => headers
+                .get(condition.as_str())
+                .and_then(|v| v.to_str().ok()),
+        };
+        if let Some(asked) = asked
+            && asked != &*route.version
+        {
+            return Err(ProxyError::UnknownVersion {
+                api: route.api.to_string(),
+                version: asked.to_string(),
+                known: known.clone(),
+                method: req.method().to_string(),
+                path: path.into_owned(),
+            });
+        }
+    }
     outcome.route = Some(route_index);
 
     if let Some(spec) = &route.access_log
@@ -361,6 +389,26 @@ async fn proxy(
             version: route.version.to_string(),
             successor: successor.clone(),
         });
+    }
+    if !route.brownouts.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some((_, until)) = crate::lifecycle::in_brownout(&route.brownouts, now) {
+            return Err(ProxyError::Brownout {
+                api: route.api.to_string(),
+                version: route.version.to_string(),
+                successor: route.successor.clone(),
+                until: time::OffsetDateTime::from_unix_timestamp(until)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+                retry_after: u64::try_from(until - now).unwrap_or(1).max(1),
+            });
+        }
     }
     let declared_len = req
         .headers()
@@ -1030,4 +1078,12 @@ fn hash_input(pool: &Arc<UpstreamPool>, headers: &http::HeaderMap, conn: &ConnIn
         // Apps arrive with authentication; until a request carries one, fall back.
         HashOn::App => None,
     }
+}
+
+/// The raw value of the first `param` in a query string (`""` for a bare `param`).
+fn query_value<'q>(query: Option<&'q str>, param: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == param).then_some(v)
+    })
 }

@@ -59,6 +59,13 @@ pub struct CompiledRoute {
     pub strip_prefix: bool,
     /// Set when the version is retired: answer 410, naming the successor.
     pub retired: Option<Option<String>>,
+    /// Brownout windows of a deprecated version, as Unix seconds `[from, to)`.
+    pub brownouts: Arc<[(i64, i64)]>,
+    /// The successor and its path (`v2 (/v2/orders)`), named by 410 answers.
+    pub successor: Option<String>,
+    /// When the API's versions are chosen by header or query parameter: the router
+    /// condition naming the version and the API's versions (for the error answer).
+    pub version_choice: Option<Arc<(String, String)>>,
     pub lifecycle_headers: Vec<(HeaderName, HeaderValue)>,
     pub ip_restrict: Option<IpRestrict>,
     pub max_body: u64,
@@ -196,14 +203,27 @@ impl Snapshot {
                         CompileError(format!("unknown upstream `{}`", version.upstream))
                     })?;
                 let headers = lifecycle::deprecation_headers(api, version, now);
+                let version_choice = api
+                    .versioning
+                    .as_ref()
+                    .and_then(tollgate_model::document::Versioning::condition)
+                    .map(|c| {
+                        let known: Vec<&str> = api
+                            .versions
+                            .iter()
+                            .filter(|v| v.status != VersionStatus::Draft)
+                            .map(|v| v.version.as_str())
+                            .collect();
+                        Arc::new((c, known.join(", ")))
+                    });
                 let entitlement =
                     Entitlement::compile(doc, &api.name, &version.version, cx.limits, &mut used)
                         .map(Arc::new);
                 for route in &version.routes {
                     let index = routes.len();
-                    builder
-                        .add(route.spec(index))
-                        .map_err(|e| CompileError(e.to_string()))?;
+                    for spec in api.route_specs(version, route, index) {
+                        builder.add(spec).map_err(|e| CompileError(e.to_string()))?;
+                    }
                     let mut compiled = compile_route(
                         doc,
                         api,
@@ -216,6 +236,7 @@ impl Snapshot {
                         &mut used,
                     )?;
                     compiled.entitlement = entitlement.clone();
+                    compiled.version_choice = version_choice.clone();
                     routes.push(compiled);
                 }
             }
@@ -477,10 +498,16 @@ fn compile_route(
             used.guards.insert(format!("{}|{:?}", u.name, u.limits));
             cx.limits.guard(&u.name, &u.limits)
         });
-    let retired = (version.status == VersionStatus::Retired).then(|| {
+    let successor = || {
         lifecycle::successor_path(api, version)
             .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
-    });
+    };
+    let retired = (version.status == VersionStatus::Retired).then(successor);
+    let brownouts: Arc<[(i64, i64)]> = if version.status == VersionStatus::Deprecated {
+        lifecycle::brownout_windows(version).into()
+    } else {
+        Arc::from([])
+    };
     Ok(CompiledRoute {
         access_log: api.access_log.as_ref().filter(|l| l.enabled).map(|l| {
             let lower = |v: &Vec<String>| v.iter().map(|h| h.to_ascii_lowercase()).collect();
@@ -497,6 +524,9 @@ fn compile_route(
         upstream,
         strip_prefix: route.strip_prefix,
         retired,
+        brownouts,
+        successor: successor(),
+        version_choice: None,
         lifecycle_headers: lifecycle_headers.to_vec(),
         ip_restrict,
         max_body,

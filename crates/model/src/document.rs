@@ -580,8 +580,78 @@ pub struct Api {
     /// One JSON line per answered request, personal data masked (off without this block).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<AccessLogConfig>,
+    /// How callers choose a version (by path when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<Versioning>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<Version>,
+}
+
+/// How callers choose a version of an API: by the path each version's routes carry (the
+/// default), or by a request header or query parameter naming the version, so that versions
+/// can share their paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Versioning {
+    #[serde(default)]
+    pub by: VersionBy,
+    /// The header (default `accept-version`) or query parameter (default `version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The version that answers requests naming none (otherwise they match no route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionBy {
+    #[default]
+    Path,
+    Header,
+    Query,
+}
+
+impl Versioning {
+    /// The router condition naming a version: a header name, or `?param` for a query
+    /// parameter; `None` when versions are told apart by path.
+    pub fn condition(&self) -> Option<String> {
+        match self.by {
+            VersionBy::Path => None,
+            VersionBy::Header => Some(
+                self.name
+                    .as_deref()
+                    .unwrap_or("accept-version")
+                    .to_ascii_lowercase(),
+            ),
+            VersionBy::Query => Some(format!("?{}", self.name.as_deref().unwrap_or("version"))),
+        }
+    }
+}
+
+impl Api {
+    /// The router's view of one route of one of this API's versions: the route's own
+    /// conditions plus, when versions are chosen by header or query parameter, the one
+    /// naming the version, and for the default version a second spec without it.
+    pub fn route_specs<T: Clone>(
+        &self,
+        version: &Version,
+        route: &Route,
+        value: T,
+    ) -> Vec<tollgate_router::RouteSpec<T>> {
+        let mut spec = route.spec(value);
+        let Some((versioning, condition)) = self
+            .versioning
+            .as_ref()
+            .and_then(|v| Some((v, v.condition()?)))
+        else {
+            return vec![spec];
+        };
+        let fallback =
+            (versioning.default.as_deref() == Some(version.version.as_str())).then(|| spec.clone());
+        spec.headers.push((condition, version.version.clone()));
+        std::iter::once(spec).chain(fallback).collect()
+    }
 }
 
 /// An API's access log. E-mail addresses, card numbers, bearer tokens, API keys and
@@ -656,6 +726,10 @@ pub struct Version {
     /// A page explaining the deprecation, linked with `rel="deprecation"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deprecation_notice: Option<String>,
+    /// Scheduled windows in which a deprecated version answers as if it were retired
+    /// (`410`, problem type `version-brownout`), so callers notice before the sunset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brownouts: Vec<Brownout>,
     pub upstream: String,
     /// The OpenAPI document of this version, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -665,6 +739,17 @@ pub struct Version {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
 }
+
+/// One brownout window: RFC 3339 times, `from` inclusive, `to` exclusive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Brownout {
+    pub from: String,
+    pub to: String,
+}
+
+/// Most brownout windows a version has.
+pub const MAX_BROWNOUTS: usize = 100;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -52,6 +52,102 @@ fn is_version_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
 }
 
+/// A version header is a header name; a version query parameter a plain name; the
+/// default a version of the API; neither applies to versions told apart by path.
+fn check_versioning(
+    api: &crate::document::Api,
+    v: &crate::document::Versioning,
+    path: &str,
+    errs: &mut Errors,
+) {
+    use crate::document::VersionBy;
+    if v.by == VersionBy::Path {
+        for (field, set) in [("name", v.name.is_some()), ("default", v.default.is_some())] {
+            if set {
+                errs.push(
+                    format!("{path}.{field}"),
+                    format!("`{field}` applies when versions are chosen by header or query"),
+                );
+            }
+        }
+        return;
+    }
+    if let Some(name) = &v.name {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !ok {
+            errs.push(
+                format!("{path}.name"),
+                format!(
+                    "`{name}` is not a usable {} name (letters, digits, `-`, `_`, `.`; at most 64)",
+                    if v.by == VersionBy::Header {
+                        "header"
+                    } else {
+                        "query parameter"
+                    }
+                ),
+            );
+        }
+    }
+    if let Some(d) = &v.default
+        && !api.versions.iter().any(|x| &x.version == d)
+    {
+        errs.push(
+            format!("{path}.default"),
+            format!("unknown version `{d}` of API `{}`", api.name),
+        );
+    }
+}
+
+/// Brownout windows: only on a deprecated version, each a valid range, at most
+/// [`MAX_BROWNOUTS`](crate::document::MAX_BROWNOUTS).
+fn check_brownouts(v: &crate::document::Version, vpath: &str, errs: &mut Errors) {
+    use crate::document::{MAX_BROWNOUTS, VersionStatus};
+    if v.brownouts.is_empty() {
+        return;
+    }
+    if v.status != VersionStatus::Deprecated {
+        errs.push(
+            format!("{vpath}.brownouts"),
+            format!(
+                "brownouts apply to deprecated versions; this one is {}",
+                v.status.as_str()
+            ),
+        );
+    }
+    if v.brownouts.len() > MAX_BROWNOUTS {
+        errs.push(
+            format!("{vpath}.brownouts"),
+            format!("at most {MAX_BROWNOUTS} brownout windows"),
+        );
+    }
+    let parse = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+    };
+    for (i, b) in v.brownouts.iter().enumerate() {
+        let (from, to) = (parse(&b.from), parse(&b.to));
+        for (field, text, parsed) in [("from", &b.from, from), ("to", &b.to, to)] {
+            if parsed.is_none() {
+                errs.push(
+                    format!("{vpath}.brownouts[{i}].{field}"),
+                    format!("`{text}` is not an RFC 3339 time such as 2027-03-01T14:00:00Z"),
+                );
+            }
+        }
+        if let (Some(f), Some(t)) = (from, to)
+            && f >= t
+        {
+            errs.push(
+                format!("{vpath}.brownouts[{i}].to"),
+                "a brownout must end after it starts",
+            );
+        }
+    }
+}
+
 /// Checks a whole document. An empty result means it can be applied.
 pub fn validate(doc: &Document) -> Vec<FieldError> {
     let mut errs = Errors(Vec::new());
@@ -93,11 +189,14 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     check_policies(&doc.policies, "policies", &scope(None), &mut errs);
 
     let mut api_names = HashSet::new();
-    let mut routes: Vec<(String, &Route)> = Vec::new();
+    let mut routes: Vec<(String, tollgate_router::RouteSpec<()>)> = Vec::new();
     for (i, api) in doc.apis.iter().enumerate() {
         let path = format!("apis[{i}]");
         if let Some(log) = &api.access_log {
             check_access_log(log, &format!("{path}.access_log"), &mut errs);
+        }
+        if let Some(v) = &api.versioning {
+            check_versioning(api, v, &format!("{path}.versioning"), &mut errs);
         }
         if !is_slug(&api.name) {
             errs.push(
@@ -176,6 +275,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                     );
                 }
             }
+            check_brownouts(v, &vpath, &mut errs);
             check_policies(
                 &v.policies,
                 &format!("{vpath}.policies"),
@@ -191,7 +291,9 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                     &scope(Some(route)),
                     &mut errs,
                 );
-                routes.push((rpath, route));
+                for spec in api.route_specs(v, route, ()) {
+                    routes.push((rpath.clone(), spec));
+                }
             }
         }
     }
@@ -773,10 +875,16 @@ fn check_aggregate(a: &crate::policy::Aggregate, path: &str, scope: &Scope<'_>, 
     }
 }
 
-fn check_route_conflicts(routes: &[(String, &Route)], errs: &mut Errors) {
+fn check_route_conflicts(routes: &[(String, tollgate_router::RouteSpec<()>)], errs: &mut Errors) {
     let mut builder = RouteTableBuilder::new();
-    for (i, (path, route)) in routes.iter().enumerate() {
-        let spec = route.spec(i);
+    for (i, (path, spec)) in routes.iter().enumerate() {
+        let spec = tollgate_router::RouteSpec {
+            pattern: spec.pattern.clone(),
+            methods: spec.methods.clone(),
+            hosts: spec.hosts.clone(),
+            headers: spec.headers.clone(),
+            value: i,
+        };
         if let Err(e) = builder.add(spec) {
             errs.push(format!("{path}.path"), e.to_string());
         }

@@ -29,7 +29,8 @@ pub struct RouteSpec<T> {
     /// request's `:port` is ignored.
     pub hosts: Vec<String>,
     /// Header conditions; all must hold. Names are case-insensitive, values
-    /// are compared exactly.
+    /// are compared exactly. A name starting with `?` is a query parameter
+    /// (case-sensitive), looked up through the same function as headers.
     pub headers: Vec<(String, String)>,
     /// The payload returned on a match.
     pub value: T,
@@ -208,7 +209,15 @@ fn validate<T>(index: usize, spec: RouteSpec<T>) -> Result<Route<T>, BuildError>
 
     let mut header_list: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        let reason = if name.is_empty() || !name.bytes().all(is_tchar) {
+        // `?name` is a query parameter condition; its name keeps its case.
+        let query = name.strip_prefix('?');
+        let reason = if let Some(param) = query {
+            (param.is_empty()
+                || param
+                    .bytes()
+                    .any(|b| b <= 0x20 || b == 0x7f || matches!(b, b'&' | b'=' | b'#' | b'?')))
+            .then_some("not a valid query parameter name")
+        } else if name.is_empty() || !name.bytes().all(is_tchar) {
             Some("not a valid header name")
         } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             Some("value contains a control character")
@@ -228,7 +237,12 @@ fn validate<T>(index: usize, spec: RouteSpec<T>) -> Result<Route<T>, BuildError>
                 reason,
             });
         }
-        header_list.push((name.to_ascii_lowercase().into(), value.into()));
+        let name = if query.is_some() {
+            name
+        } else {
+            name.to_ascii_lowercase()
+        };
+        header_list.push((name.into(), value.into()));
     }
     header_list.sort();
 

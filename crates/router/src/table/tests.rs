@@ -277,6 +277,36 @@ fn header_lookup_receives_lower_case_names() {
 }
 
 #[test]
+fn query_conditions_keep_their_case_and_are_validated() {
+    let t = build(vec![
+        spec("/r", "v1").header("?Version", "1"),
+        spec("/r", "v2").header("?Version", "2"),
+        spec("/r", "none"),
+    ]);
+    let seen = std::cell::RefCell::new(Vec::new());
+    let lookup = |name: &str| {
+        seen.borrow_mut().push(name.to_string());
+        (name == "?Version").then_some("2")
+    };
+    assert_eq!(
+        match t.find(None, "GET", "/r", &lookup) {
+            Match::Found(f) => Some(*f.value),
+            _ => None,
+        },
+        Some("v2")
+    );
+    assert!(seen.borrow().iter().all(|n| n == "?Version"));
+    assert_eq!(hit(&t, None, "GET", "/r"), Some("none"));
+    for bad in ["?", "?a&b", "?a=b", "?a b"] {
+        let err = try_build(vec![spec("/r", "x").header(bad, "1")]).unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid query parameter name"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
 fn host_tables_exact_then_wildcard_then_any() {
     let t = build(vec![
         spec("/", "any"),

@@ -356,18 +356,28 @@ fn spawn(command: &mut Command, work_dir: &Path) -> anyhow::Result<Child> {
     Ok(command.spawn()?)
 }
 
-/// Two distinct free ports on 127.0.0.1 (bound together, then released).
+/// Two distinct free ports on 127.0.0.1, neither handed out before in this process.
 fn free_port_pair() -> anyhow::Result<(SocketAddr, SocketAddr)> {
-    let a = TcpListener::bind("127.0.0.1:0").context("pick a free port")?;
-    let b = TcpListener::bind("127.0.0.1:0").context("pick a free port")?;
-    Ok((a.local_addr()?, b.local_addr()?))
+    Ok((free_addr()?, free_addr()?))
 }
 
 /// One free port on 127.0.0.1 (bound, then released), e.g. for a node's
 /// `extra_args` or for an address that should refuse connections.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("pick a free port")?;
-    Ok(listener.local_addr()?)
+    // The port is free once the probe closes, so the kernel may hand it out again to the
+    // next probe: never give the same port twice in one test process (a node's proxy, TLS
+    // and admin listeners once got the same one).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..100 {
+        let listener = TcpListener::bind("127.0.0.1:0").context("pick a free port")?;
+        let addr = listener.local_addr()?;
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("no free port that was not handed out before")
 }
 
 /// 32 random hex characters.

@@ -3,6 +3,7 @@
 
 mod configfile;
 mod demo;
+mod import;
 mod remote;
 mod serve;
 
@@ -61,6 +62,8 @@ enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
+    /// Convert another tool's document (OpenAPI, …) to declarative YAML.
+    Import(import::ImportArgs),
 }
 
 /// Exit codes (CONTRACT §1): 0 success, 1 runtime failure, 2 usage or validation error.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             remote,
         } => remote::export(output.as_deref(), &format, &remote),
         Command::Validate { file } => configfile::validate_command(&file),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

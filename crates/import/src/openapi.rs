@@ -1,0 +1,663 @@
+//! OpenAPI 2.0, 3.0 and 3.1 → one API version.
+//!
+//! - The first server (3.x `servers`, with its variables resolved to their defaults; 2.0
+//!   `schemes` + `host`) becomes the upstream; its path (`basePath`) prefixes every route.
+//! - Every operation becomes an exact route (`=/v1/pets/{petId}`, its method), named by its
+//!   `operationId`.
+//! - The operation's security requirements (or the document's) become the route's
+//!   authentication policies: `apiKey` in a header or the query → `key_auth`, HTTP `basic`
+//!   → `basic_auth`, `mutualTLS` → `mtls`. Bearer tokens, OAuth2 and OpenID Connect need
+//!   key material the document does not hold: they are reported as unsupported.
+//! - The document itself is kept as the version's `spec` (for the portal and validation).
+
+use serde_json::{Map, Value, json};
+
+use crate::{ImportError, Imported, Report, checked, slug};
+
+/// What the caller adds to the document.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The upstream URL, instead of the document's first server (needed when it has none
+    /// or only relative ones).
+    pub upstream: Option<String>,
+    /// The API's name, instead of a slug of `info.title`.
+    pub name: Option<String>,
+}
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Reads `text` (YAML or JSON) as an OpenAPI document and maps it.
+pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
+    let doc = crate::parse(text)?;
+    let Some(root) = doc.as_object() else {
+        return Err(ImportError(
+            "not an OpenAPI document: the top level is not a map".into(),
+        ));
+    };
+    let swagger2 = match (root.get("swagger"), root.get("openapi")) {
+        (Some(v), _) if v.as_str() == Some("2.0") => true,
+        (_, Some(Value::String(v))) if v.starts_with("3.0") || v.starts_with("3.1") => false,
+        (Some(v), _) => {
+            return Err(ImportError(format!(
+                "swagger {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
+            )));
+        }
+        (_, Some(v)) => {
+            return Err(ImportError(format!(
+                "openapi {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
+            )));
+        }
+        _ => {
+            return Err(ImportError(
+                "not an OpenAPI document: neither `openapi` nor `swagger` is set".into(),
+            ));
+        }
+    };
+    let mut report = Report::default();
+    let info = root.get("info").and_then(Value::as_object);
+    let title = info
+        .and_then(|i| i.get("title"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => slug(title, "api"),
+    };
+    let version = version_name(
+        info.and_then(|i| i.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+
+    let (origin, prefix) = server(root, swagger2, opts, &mut report)?;
+    let schemes = if swagger2 {
+        root.get("securityDefinitions")
+    } else {
+        root.get("components")
+            .and_then(|c| c.get("securitySchemes"))
+    }
+    .and_then(Value::as_object)
+    .cloned()
+    .unwrap_or_default();
+    let schemes_at = if swagger2 {
+        "securityDefinitions"
+    } else {
+        "components.securitySchemes"
+    };
+
+    let mut routes = Vec::new();
+    let mut policies = 0;
+    // Operations that require a credential no policy could be made for.
+    let mut unguarded = Vec::new();
+    let paths = root.get("paths").and_then(Value::as_object);
+    for (path, item) in paths.into_iter().flatten() {
+        let at = format!("paths.{path}");
+        let Some(item) = item.as_object() else {
+            report.unsupported(&at, "a path item that is not a map");
+            continue;
+        };
+        if item.contains_key("$ref") {
+            report.unsupported(&at, "path items by `$ref` are not followed");
+            continue;
+        }
+        for key in item.keys() {
+            let known = METHODS.contains(&key.as_str())
+                || matches!(
+                    key.as_str(),
+                    "parameters" | "summary" | "description" | "servers"
+                )
+                || key.starts_with("x-");
+            if !known {
+                report.unsupported(format!("{at}.{key}"), "not an operation Tollgate can route");
+            }
+        }
+        if item.contains_key("servers") {
+            report.unsupported(
+                format!("{at}.servers"),
+                "per-path servers: every route goes to the one upstream",
+            );
+        }
+        let pattern = route_path(&prefix, path, &at, &mut report);
+        for method in METHODS {
+            let Some(op) = item.get(*method).and_then(Value::as_object) else {
+                continue;
+            };
+            let op_at = format!("{at}.{method}");
+            if op.contains_key("servers") {
+                report.unsupported(
+                    format!("{op_at}.servers"),
+                    "per-operation servers: every route goes to the one upstream",
+                );
+            }
+            if op.contains_key("callbacks") {
+                report.unsupported(
+                    format!("{op_at}.callbacks"),
+                    "callbacks are calls from the API to its clients; a gateway does not make them",
+                );
+            }
+            let requirements = op
+                .get("security")
+                .map(|s| (s, format!("{op_at}.security")))
+                .or_else(|| root.get("security").map(|s| (s, "security".to_string())));
+            let auth = match &requirements {
+                Some((reqs, req_at)) => security(reqs, req_at, &schemes, schemes_at, &mut report),
+                None => Vec::new(),
+            };
+            let required = requirements.is_some_and(|(reqs, _)| {
+                reqs.as_array().is_some_and(|alternatives| {
+                    !alternatives.is_empty()
+                        && alternatives
+                            .iter()
+                            .all(|a| a.as_object().is_some_and(|m| !m.is_empty()))
+                })
+            });
+            if required && auth.is_empty() {
+                unguarded.push(format!("{} {path}", method.to_ascii_uppercase()));
+            }
+            policies += auth.len();
+            let mut route = Map::new();
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                route.insert("name".into(), json!(id));
+            }
+            route.insert("path".into(), json!(pattern));
+            route.insert("methods".into(), json!([method.to_ascii_uppercase()]));
+            if !auth.is_empty() {
+                route.insert("policies".into(), Value::Array(auth));
+            }
+            routes.push(Value::Object(route));
+        }
+    }
+    if let Some(hooks) = root.get("webhooks").and_then(Value::as_object) {
+        for hook in hooks.keys() {
+            report.unsupported(
+                format!("webhooks.{hook}"),
+                "webhooks are calls from the API to its clients; a gateway does not make them",
+            );
+        }
+    }
+    if routes.is_empty() {
+        report.note("paths", "no operations: the version has no routes");
+    }
+
+    let upstream = format!("{name}-upstream");
+    report.count("upstreams", 1);
+    report.count("apis", 1);
+    report.count("versions", 1);
+    report.count("routes", routes.len());
+    report.count("policies", policies);
+    let mut version_map = Map::new();
+    version_map.insert("version".into(), json!(version));
+    if !unguarded.is_empty() {
+        // Served as imported, these operations would be open to anyone.
+        version_map.insert("status".into(), json!("draft"));
+        report.note(
+            "security",
+            format!(
+                "the version is imported as a draft (not served): {} operation(s) require authentication that could not be mapped ({}{}); add the policies, then publish it",
+                unguarded.len(),
+                unguarded.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if unguarded.len() > 3 { ", …" } else { "" }
+            ),
+        );
+    }
+    version_map.insert("upstream".into(), json!(upstream));
+    version_map.insert("spec".into(), json!(text));
+    version_map.insert("routes".into(), Value::Array(routes));
+    let mut api = Map::new();
+    api.insert("name".into(), json!(name));
+    if !title.is_empty() {
+        api.insert("title".into(), json!(title));
+    }
+    if let Some(d) = info
+        .and_then(|i| i.get("description"))
+        .and_then(Value::as_str)
+    {
+        api.insert("description".into(), json!(d));
+    }
+    api.insert("versions".into(), json!([Value::Object(version_map)]));
+    let document = json!({
+        "format_version": 1,
+        "upstreams": [{ "name": upstream, "targets": [{ "url": origin }] }],
+        "apis": [Value::Object(api)],
+    });
+    checked(document, report)
+}
+
+/// A version name from `info.version` (letters, digits, `.`, `-`, `_`; at most 32).
+fn version_name(v: &str) -> String {
+    let cleaned: String = v
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(32)
+        .collect();
+    if cleaned.is_empty() {
+        "v1".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// The upstream origin (`https://host:port`) and the path every route starts with.
+fn server(
+    root: &Map<String, Value>,
+    swagger2: bool,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<(String, String), ImportError> {
+    let (url, at) = if let Some(u) = &opts.upstream {
+        // The upstream's origin; the routes keep the document's base path unless the
+        // given URL has a path of its own.
+        let documented = document_base_path(root, swagger2);
+        let with_path = match u.split_once("://").map(|(_, rest)| rest.contains('/')) {
+            Some(true) => u.clone(),
+            _ => format!("{}{documented}", u.trim_end_matches('/')),
+        };
+        (with_path, "--upstream".to_string())
+    } else if swagger2 {
+        let Some(host) = root.get("host").and_then(Value::as_str) else {
+            return Err(ImportError(
+                "the document names no `host`: pass the upstream with --upstream URL".into(),
+            ));
+        };
+        let schemes: Vec<&str> = root
+            .get("schemes")
+            .and_then(Value::as_array)
+            .map(|s| s.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let scheme = if schemes.contains(&"https") || schemes.is_empty() {
+            "https"
+        } else {
+            "http"
+        };
+        if schemes.len() > 1 {
+            report.note("schemes", format!("{scheme} is used for the upstream"));
+        }
+        let base = root.get("basePath").and_then(Value::as_str).unwrap_or("");
+        (format!("{scheme}://{host}{base}"), "host".to_string())
+    } else {
+        let servers = root.get("servers").and_then(Value::as_array);
+        let absolute = servers
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .find_map(|(i, s)| {
+                let url = resolve_variables(s)?;
+                (url.starts_with("http://") || url.starts_with("https://")).then_some((url, i))
+            });
+        let Some((url, i)) = absolute else {
+            return Err(ImportError(
+                "the document has no absolute http(s) server URL: pass the upstream with --upstream URL"
+                    .into(),
+            ));
+        };
+        for (j, s) in servers.into_iter().flatten().enumerate() {
+            if j != i {
+                let other = s.get("url").and_then(Value::as_str).unwrap_or("?");
+                report.note(
+                    format!("servers[{j}]"),
+                    format!("`{other}` is not used: servers[{i}] is the upstream"),
+                );
+            }
+        }
+        (url, format!("servers[{i}]"))
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| ImportError(format!("{at}: `{url}` is not an http(s) URL")))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let origin = format!("{scheme}://{authority}");
+    tollgate_model::validate::check_service_url(&origin)
+        .map_err(|e| ImportError(format!("{at}: {e}")))?;
+    if scheme == "http" {
+        report.note(&at, "the upstream is plain HTTP");
+    }
+    Ok((origin, path.trim_end_matches('/').to_string()))
+}
+
+/// The path the document's first server (or 2.0 `basePath`) puts before every path,
+/// also when the server is relative (`/v1`).
+fn document_base_path(root: &Map<String, Value>, swagger2: bool) -> String {
+    let path = if swagger2 {
+        root.get("basePath")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    } else {
+        let first = root
+            .get("servers")
+            .and_then(Value::as_array)
+            .and_then(|s| s.first())
+            .and_then(resolve_variables)
+            .unwrap_or_default();
+        match first.split_once("://") {
+            Some((_, rest)) => rest
+                .find('/')
+                .map(|i| rest[i..].to_string())
+                .unwrap_or_default(),
+            None if first.starts_with('/') => first,
+            None => String::new(),
+        }
+    };
+    path.trim_end_matches('/').to_string()
+}
+
+/// A 3.x server's URL with `{variables}` replaced by their defaults.
+fn resolve_variables(server: &Value) -> Option<String> {
+    let mut url = server.get("url")?.as_str()?.to_string();
+    if let Some(vars) = server.get("variables").and_then(Value::as_object) {
+        for (name, var) in vars {
+            let default = var.get("default").and_then(Value::as_str).unwrap_or("");
+            url = url.replace(&format!("{{{name}}}"), default);
+        }
+    }
+    (!url.contains('{')).then_some(url)
+}
+
+/// `=` + prefix + the path template, with parameter names the router accepts.
+fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> String {
+    let mut out = String::from("=");
+    out.push_str(prefix);
+    let mut renamed = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        let mut fixed: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        if fixed.is_empty() || fixed.starts_with(|c: char| c.is_ascii_digit()) {
+            fixed.insert(0, '_');
+        }
+        if fixed != name {
+            renamed.push(format!("`{name}` → `{fixed}`"));
+        }
+        out.push('{');
+        out.push_str(&fixed);
+        out.push('}');
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    // Only the root pattern may end with `/`: `/ds-api/` is routed as `/ds-api`.
+    while out.len() > 2 && out.ends_with('/') {
+        out.pop();
+    }
+    if !renamed.is_empty() {
+        report.note(
+            at,
+            format!(
+                "path parameters renamed for the router: {}",
+                renamed.join(", ")
+            ),
+        );
+    }
+    if out == "=" {
+        out.push('/');
+    }
+    out
+}
+
+/// The authentication policies of a list of security requirements (alternatives).
+fn security(
+    reqs: &Value,
+    at: &str,
+    schemes: &Map<String, Value>,
+    schemes_at: &str,
+    report: &mut Report,
+) -> Vec<Value> {
+    let Some(reqs) = reqs.as_array() else {
+        report.unsupported(at, "security requirements that are not a list");
+        return Vec::new();
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for (i, req) in reqs.iter().enumerate() {
+        let req_at = format!("{at}[{i}]");
+        let Some(req) = req.as_object() else {
+            report.unsupported(&req_at, "a security requirement that is not a map");
+            continue;
+        };
+        if req.is_empty() {
+            // `{}`: anonymous access is one of the alternatives.
+            if reqs.len() > 1 {
+                report.unsupported(
+                    &req_at,
+                    "optional authentication (an empty alternative): a route either requires a credential or not",
+                );
+            }
+            continue;
+        }
+        if req.len() > 1 {
+            let names: Vec<&str> = req.keys().map(String::as_str).collect();
+            report.unsupported(
+                &req_at,
+                format!(
+                    "{} required together: a route accepts any one of its authentication policies",
+                    names.join(" and ")
+                ),
+            );
+            continue;
+        }
+        let Some((scheme_name, scopes)) = req.iter().next() else {
+            continue;
+        };
+        if scopes.as_array().is_some_and(|s| !s.is_empty()) {
+            report.unsupported(
+                format!("{req_at}.{scheme_name}"),
+                "required scopes: they belong to a token check Tollgate cannot set up from this document",
+            );
+        }
+        let scheme_at = format!("{schemes_at}.{scheme_name}");
+        let Some(scheme) = schemes.get(scheme_name) else {
+            report.unsupported(
+                &req_at,
+                format!("`{scheme_name}` is not defined in {schemes_at}"),
+            );
+            continue;
+        };
+        let Some(policy) = scheme_policy(scheme, &scheme_at, report) else {
+            continue;
+        };
+        let kind = policy
+            .as_object()
+            .and_then(|m| m.keys().next().cloned())
+            .unwrap_or_default();
+        if let Some(existing) = out
+            .iter_mut()
+            .find(|p| p.as_object().is_some_and(|m| m.contains_key(&kind)))
+        {
+            // Two API key alternatives: one key_auth reads a header and a query parameter.
+            let merged = merge_key_auth(existing, &policy);
+            if !merged {
+                report.unsupported(
+                    &req_at,
+                    format!("a second `{kind}` alternative on one route (`{scheme_name}`)"),
+                );
+            }
+            continue;
+        }
+        out.push(policy);
+    }
+    out
+}
+
+/// Folds a query key into a header key (or the reverse); false when both read the same place.
+fn merge_key_auth(existing: &mut Value, new: &Value) -> bool {
+    let (Some(a), Some(b)) = (
+        existing.get_mut("key_auth").and_then(Value::as_object_mut),
+        new.get("key_auth").and_then(Value::as_object),
+    ) else {
+        return false;
+    };
+    for field in ["header", "query"] {
+        if let Some(v) = b.get(field) {
+            if a.contains_key(field) {
+                return false;
+            }
+            a.insert(field.into(), v.clone());
+        }
+    }
+    true
+}
+
+/// One security scheme as a policy, or `None` (reported) when it has no equivalent.
+fn scheme_policy(scheme: &Value, at: &str, report: &mut Report) -> Option<Value> {
+    let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "apiKey" => {
+            let name = scheme.get("name").and_then(Value::as_str).unwrap_or("");
+            match scheme.get("in").and_then(Value::as_str) {
+                Some("header") if !name.is_empty() => {
+                    Some(json!({ "key_auth": { "header": name.to_ascii_lowercase() } }))
+                }
+                Some("query") if !name.is_empty() => Some(json!({ "key_auth": { "query": name } })),
+                Some("cookie") => {
+                    report.unsupported(
+                        at,
+                        "API keys in a cookie: key_auth reads a header or the query",
+                    );
+                    None
+                }
+                _ => {
+                    report.unsupported(at, "an apiKey scheme without `name` and `in`");
+                    None
+                }
+            }
+        }
+        "basic" => Some(json!({ "basic_auth": {} })),
+        "http" => {
+            let s = scheme
+                .get("scheme")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if s == "basic" {
+                Some(json!({ "basic_auth": {} }))
+            } else {
+                report.unsupported(
+                    at,
+                    format!(
+                        "HTTP `{s}` authentication: checking these tokens needs a jwt policy (keys or a JWKS URL) or oauth2_introspection, which the document does not give; add one after import"
+                    ),
+                );
+                None
+            }
+        }
+        "mutualTLS" => Some(json!({ "mtls": {} })),
+        "oauth2" | "openIdConnect" => {
+            report.unsupported(
+                at,
+                format!(
+                    "{kind}: checking its tokens needs a jwt policy (keys or a JWKS URL) or oauth2_introspection, which the document does not give; add one after import"
+                ),
+            );
+            None
+        }
+        other => {
+            report.unsupported(at, format!("security scheme type `{other}` is not known"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_exact_routes_with_router_parameter_names() {
+        let mut r = Report::default();
+        assert_eq!(
+            route_path("/v1", "/pets/{petId}", "p", &mut r),
+            "=/v1/pets/{petId}"
+        );
+        assert_eq!(
+            route_path("", "/a/{pet-id}/{1x}", "p", &mut r),
+            "=/a/{pet_id}/{_1x}"
+        );
+        assert_eq!(r.notes.len(), 1);
+        assert_eq!(route_path("", "/", "p", &mut r), "=/");
+        assert_eq!(route_path("/ds-api", "/", "p", &mut r), "=/ds-api");
+        assert_eq!(route_path("", "/pets/", "p", &mut r), "=/pets");
+    }
+
+    #[test]
+    fn not_openapi_is_an_error_naming_why() {
+        let e = import("{}", &Options::default()).unwrap_err();
+        assert!(e.0.contains("neither `openapi` nor `swagger`"), "{e}");
+        let e = import("openapi: 4.0.0\n", &Options::default()).unwrap_err();
+        assert!(e.0.contains("4.0.0"), "{e}");
+        let e = import(
+            "openapi: 3.0.0\ninfo: {title: x, version: '1'}\npaths: {}\n",
+            &Options::default(),
+        )
+        .unwrap_err();
+        assert!(e.0.contains("--upstream"), "{e}");
+    }
+
+    #[test]
+    fn security_alternatives_map_to_policies() {
+        let text = r#"
+openapi: 3.0.3
+info: { title: Keys, version: "2" }
+servers: [{ url: "https://api.example.com/base/" }]
+components:
+  securitySchemes:
+    hdr: { type: apiKey, in: header, name: X-Key }
+    qry: { type: apiKey, in: query, name: key }
+    bearer: { type: http, scheme: bearer }
+    basic: { type: http, scheme: basic }
+security: [{ hdr: [] }, { qry: [] }]
+paths:
+  /things/{id}:
+    get: { operationId: getThing, responses: { "200": { description: ok } } }
+    put:
+      security: [{ basic: [] }]
+      responses: { "200": { description: ok } }
+    delete:
+      security: [{ bearer: [] }]
+      responses: { "200": { description: ok } }
+  /open:
+    get: { security: [], responses: { "200": { description: ok } } }
+"#;
+        let out = import(text, &Options::default()).unwrap();
+        let routes = &out.document["apis"][0]["versions"][0]["routes"];
+        assert_eq!(routes[0]["name"], "getThing");
+        assert_eq!(routes[0]["path"], "=/base/things/{id}");
+        assert_eq!(
+            routes[0]["policies"],
+            json!([{ "key_auth": { "header": "x-key", "query": "key" } }])
+        );
+        assert_eq!(routes[1]["policies"], json!([{ "basic_auth": {} }]));
+        assert!(routes[2].get("policies").is_none());
+        // DELETE needed a bearer token no policy checks: the version is not served.
+        assert_eq!(out.document["apis"][0]["versions"][0]["status"], "draft");
+        assert!(routes[3].get("policies").is_none());
+        assert_eq!(
+            out.document["upstreams"][0]["targets"][0]["url"],
+            "https://api.example.com"
+        );
+        assert_eq!(out.document["apis"][0]["name"], "keys");
+        assert_eq!(out.document["apis"][0]["versions"][0]["version"], "2");
+        assert_eq!(out.report.unsupported.len(), 1);
+        assert_eq!(
+            out.report.unsupported[0].at,
+            "components.securitySchemes.bearer"
+        );
+        assert_eq!(out.report.made("routes"), 4);
+        assert_eq!(out.report.made("policies"), 2);
+    }
+}

@@ -70,6 +70,13 @@ pub fn check(
                 });
                 continue;
             }
+            // A re-applied document that leaves the date out keeps the stored one (the
+            // `Deprecation` header would otherwise move with every snapshot).
+            if v.deprecated_at.is_none()
+                && matches!(v.status, VersionStatus::Deprecated | VersionStatus::Retired)
+            {
+                v.deprecated_at = old.deprecated_at.clone();
+            }
             if old.status != VersionStatus::Deprecated && v.status == VersionStatus::Deprecated {
                 if v.deprecated_at.is_none() {
                     v.deprecated_at = now.format(&Rfc3339).ok();

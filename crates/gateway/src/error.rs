@@ -21,16 +21,10 @@ pub enum ProxyError {
     BadPath(String),
     #[error("no route matches {method} {path}")]
     NoRoute { method: String, path: String },
-    #[error(
-        "API {api} has no version `{version}` answering {method} {path} (its versions: {known})"
-    )]
-    UnknownVersion {
-        api: String,
-        version: String,
-        known: String,
-        method: String,
-        path: String,
-    },
+    /// A request naming a version (by header or query parameter) that has no route here;
+    /// the message names the version and, when known, the API's versions.
+    #[error("{0}")]
+    UnknownVersion(String),
     #[error("method {method} is not allowed here")]
     MethodNotAllowed { method: String, allow: String },
     #[error("version {version} of API {api} is retired{}", successor.as_ref().map(|s| format!("; use {s}")).unwrap_or_default())]

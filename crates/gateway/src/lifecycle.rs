@@ -64,9 +64,18 @@ pub fn brownout_windows(version: &Version) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// The window of `windows` that holds `now`, if any.
+/// The window of `windows` that holds `now`, if any, extended over windows that overlap or
+/// touch it (so its end is when the version answers again).
 pub fn in_brownout(windows: &[(i64, i64)], now: i64) -> Option<(i64, i64)> {
-    windows.iter().copied().find(|(f, t)| *f <= now && now < *t)
+    let (from, mut to) = windows
+        .iter()
+        .copied()
+        .find(|(f, t)| *f <= now && now < *t)?;
+    // Each step moves `to` strictly later, so this ends within `windows.len()` steps.
+    while let Some((_, t)) = windows.iter().copied().find(|(f, t)| *f <= to && *t > to) {
+        to = t;
+    }
+    Some((from, to))
 }
 
 /// Where the successor version is served: its first route's path.
@@ -108,6 +117,16 @@ pub fn http_date(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brownout_windows_chain_when_they_touch() {
+        let w = [(100, 200), (200, 300), (250, 400), (500, 600)];
+        assert_eq!(in_brownout(&w, 99), None);
+        assert_eq!(in_brownout(&w, 100), Some((100, 400)));
+        assert_eq!(in_brownout(&w, 450), None);
+        assert_eq!(in_brownout(&w, 599), Some((500, 600)));
+        assert_eq!(in_brownout(&w, 600), None);
+    }
 
     #[test]
     fn http_dates() {

@@ -329,6 +329,22 @@ async fn proxy(
             });
         }
         Match::NotFound => {
+            // A request that names a version (of an API whose versions are chosen by header
+            // or query parameter) is told that version has no such route.
+            for condition in snapshot.version_conditions.iter() {
+                let asked = match condition.strip_prefix('?') {
+                    Some(param) => query_value(query, param),
+                    None => headers
+                        .get(condition.as_str())
+                        .and_then(|v| v.to_str().ok()),
+                };
+                if let Some(asked) = asked {
+                    return Err(ProxyError::UnknownVersion(format!(
+                        "no version `{asked}` answers {} {path}",
+                        req.method()
+                    )));
+                }
+            }
             return Err(ProxyError::NoRoute {
                 method: req.method().to_string(),
                 path: path.into_owned(),
@@ -350,13 +366,11 @@ async fn proxy(
         if let Some(asked) = asked
             && asked != &*route.version
         {
-            return Err(ProxyError::UnknownVersion {
-                api: route.api.to_string(),
-                version: asked.to_string(),
-                known: known.clone(),
-                method: req.method().to_string(),
-                path: path.into_owned(),
-            });
+            return Err(ProxyError::UnknownVersion(format!(
+                "API {} has no version `{asked}` answering {} {path} (its versions: {known})",
+                route.api,
+                req.method()
+            )));
         }
     }
     outcome.route = Some(route_index);

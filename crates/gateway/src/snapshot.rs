@@ -96,6 +96,9 @@ pub struct Snapshot {
     pub revision: i64,
     pub router: RouteTable<usize>,
     pub routes: Vec<CompiledRoute>,
+    /// The headers (and `?` query parameters) that name versions, over every API that
+    /// chooses versions that way: a request naming one that finds no route is told so.
+    pub version_conditions: Arc<[String]>,
     pub upstreams: Vec<Arc<UpstreamPool>>,
     /// Active probes wanted by this configuration.
     pub probes: Vec<(Arc<UpstreamPool>, ActiveHealth)>,
@@ -135,6 +138,7 @@ impl Snapshot {
                 .build()
                 .expect("an empty route table always builds"),
             routes: Vec::new(),
+            version_conditions: Arc::from([]),
             upstreams: Vec::new(),
             probes: Vec::new(),
             credentials: Credentials::default(),
@@ -242,10 +246,18 @@ impl Snapshot {
             }
         }
         let router = builder.build().map_err(|e| CompileError(e.to_string()))?;
+        let mut version_conditions: Vec<String> = doc
+            .apis
+            .iter()
+            .filter_map(|a| a.versioning.as_ref()?.condition())
+            .collect();
+        version_conditions.sort();
+        version_conditions.dedup();
         Ok(Snapshot {
             revision,
             router,
             routes,
+            version_conditions: version_conditions.into(),
             upstreams,
             probes,
             credentials,

@@ -36,9 +36,22 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
             "not an OpenAPI document: the top level is not a map".into(),
         ));
     };
+    // Unquoted, `swagger: 2.0` and `openapi: 3.1` are numbers.
+    let text_of = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => n.as_f64().map(|f| format!("{f:?}")),
+        _ => None,
+    };
+    let (swagger, openapi) = (text_of(root.get("swagger")), text_of(root.get("openapi")));
     let swagger2 = match (root.get("swagger"), root.get("openapi")) {
-        (Some(v), _) if v.as_str() == Some("2.0") => true,
-        (_, Some(Value::String(v))) if v.starts_with("3.0") || v.starts_with("3.1") => false,
+        (Some(_), _) if swagger.as_deref() == Some("2.0") => true,
+        (_, Some(_))
+            if openapi
+                .as_deref()
+                .is_some_and(|v| v.starts_with("3.0") || v.starts_with("3.1")) =>
+        {
+            false
+        }
         (Some(v), _) => {
             return Err(ImportError(format!(
                 "swagger {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
@@ -65,11 +78,11 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
         Some(n) => n.clone(),
         None => slug(title, "api"),
     };
-    let version = version_name(
-        info.and_then(|i| i.get("version"))
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-    );
+    let version = version_name(&match info.and_then(|i| i.get("version")) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    });
 
     let (origin, prefix) = server(root, swagger2, opts, &mut report)?;
     let schemes = if swagger2 {
@@ -93,6 +106,9 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     let mut unguarded = Vec::new();
     let paths = root.get("paths").and_then(Value::as_object);
     for (path, item) in paths.into_iter().flatten() {
+        if path.starts_with("x-") {
+            continue;
+        }
         let at = format!("paths.{path}");
         let Some(item) = item.as_object() else {
             report.unsupported(&at, "a path item that is not a map");
@@ -119,7 +135,9 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
                 "per-path servers: every route goes to the one upstream",
             );
         }
-        let pattern = route_path(&prefix, path, &at, &mut report);
+        let Some(pattern) = route_path(&prefix, path, &at, &mut report) else {
+            continue;
+        };
         for method in METHODS {
             let Some(op) = item.get(*method).and_then(Value::as_object) else {
                 continue;
@@ -256,9 +274,13 @@ fn server(
         // The upstream's origin; the routes keep the document's base path unless the
         // given URL has a path of its own.
         let documented = document_base_path(root, swagger2);
-        let with_path = match u.split_once("://").map(|(_, rest)| rest.contains('/')) {
-            Some(true) => u.clone(),
-            _ => format!("{}{documented}", u.trim_end_matches('/')),
+        let trimmed = u.trim_end_matches('/');
+        let with_path = match trimmed
+            .split_once("://")
+            .map(|(_, rest)| rest.contains('/'))
+        {
+            Some(true) => trimmed.to_string(),
+            _ => format!("{trimmed}{documented}"),
         };
         (with_path, "--upstream".to_string())
     } else if swagger2 {
@@ -364,8 +386,9 @@ fn resolve_variables(server: &Value) -> Option<String> {
     (!url.contains('{')).then_some(url)
 }
 
-/// `=` + prefix + the path template, with parameter names the router accepts.
-fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> String {
+/// `=` + prefix + the path template, with parameter names the router accepts; `None`
+/// (reported) for a template that cannot be routed.
+fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> Option<String> {
     let mut out = String::from("=");
     out.push_str(prefix);
     let mut renamed = Vec::new();
@@ -373,7 +396,8 @@ fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> String
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let Some(close) = rest[open..].find('}') else {
-            break;
+            report.unsupported(at, "a path template with an unclosed `{`");
+            return None;
         };
         let name = &rest[open + 1..open + close];
         let mut fixed: String = name
@@ -408,7 +432,7 @@ fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> String
     if out == "=" {
         out.push('/');
     }
-    out
+    Some(out)
 }
 
 /// The authentication policies of a list of security requirements (alternatives).
@@ -581,17 +605,58 @@ mod tests {
     fn paths_become_exact_routes_with_router_parameter_names() {
         let mut r = Report::default();
         assert_eq!(
-            route_path("/v1", "/pets/{petId}", "p", &mut r),
+            route_path("/v1", "/pets/{petId}", "p", &mut r)
+                .as_deref()
+                .unwrap(),
             "=/v1/pets/{petId}"
         );
         assert_eq!(
-            route_path("", "/a/{pet-id}/{1x}", "p", &mut r),
+            route_path("", "/a/{pet-id}/{1x}", "p", &mut r)
+                .as_deref()
+                .unwrap(),
             "=/a/{pet_id}/{_1x}"
         );
         assert_eq!(r.notes.len(), 1);
-        assert_eq!(route_path("", "/", "p", &mut r), "=/");
-        assert_eq!(route_path("/ds-api", "/", "p", &mut r), "=/ds-api");
-        assert_eq!(route_path("", "/pets/", "p", &mut r), "=/pets");
+        assert_eq!(route_path("", "/", "p", &mut r).as_deref().unwrap(), "=/");
+        assert_eq!(
+            route_path("/ds-api", "/", "p", &mut r).as_deref().unwrap(),
+            "=/ds-api"
+        );
+        assert_eq!(
+            route_path("", "/pets/", "p", &mut r).as_deref().unwrap(),
+            "=/pets"
+        );
+    }
+
+    #[test]
+    fn unquoted_versions_extensions_and_odd_paths() {
+        let text = "swagger: 2.0\ninfo: { title: T, version: 3 }\nhost: h.example\npaths:\n  x-meta: {}\n  /a/{b:\n    get: {}\n";
+        let out = import(text, &Options::default()).unwrap();
+        assert_eq!(out.document["apis"][0]["versions"][0]["version"], "3");
+        // The unclosed template is named, not routed; `x-meta` is an extension.
+        let routes = &out.document["apis"][0]["versions"][0]["routes"];
+        assert_eq!(routes.as_array().map_or(0, Vec::len), 0);
+        assert_eq!(
+            out.report.unsupported.len(),
+            1,
+            "{:?}",
+            out.report.unsupported
+        );
+        assert_eq!(out.report.unsupported[0].at, "paths./a/{b");
+        assert!(import("openapi: 3.1\ninfo: {title: x, version: '1'}\nservers: [{url: 'https://a.example'}]\npaths: {}\n", &Options::default()).is_ok());
+        let o = Options {
+            upstream: Some("http://127.0.0.1:9/".into()),
+            name: None,
+        };
+        let out = import(
+            "openapi: 3.0.0\ninfo: {title: x, version: '1'}\nservers: [{url: 'https://a.example/v2'}]\npaths: {/p: {get: {}}}\n",
+            &o,
+        )
+        .unwrap();
+        assert_eq!(
+            out.document["apis"][0]["versions"][0]["routes"][0]["path"],
+            "=/v2/p"
+        );
     }
 
     #[test]

@@ -307,10 +307,11 @@ impl AccessLog {
         self.tx.get().is_some()
     }
 
-    /// Hands a record over without waiting; a full queue drops it (counted).
+    /// Hands a record over without waiting; a full queue drops it (counted), and so does a
+    /// closed log.
     pub fn record(&self, r: Record) {
         if let Some(tx) = self.tx.get()
-            && tx.try_send(r).is_err()
+            && (self.stop.load(Ordering::Relaxed) || tx.try_send(r).is_err())
         {
             self.dropped.increment(1);
         }
@@ -378,6 +379,14 @@ impl AccessLog {
         if let Some(w) = writer {
             let _ = w.join();
         }
+    }
+}
+
+impl Drop for AccessLog {
+    /// A log dropped without [`AccessLog::close`] still stops its writer (which writes what
+    /// is queued first).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 

@@ -85,13 +85,22 @@ fn is_zero_duration(d: &Duration) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct DetectorSettings {
     /// 401/403 answers to one client address.
-    #[serde(default = "DetectorSettings::auth_failures")]
+    #[serde(
+        default = "DetectorSettings::auth_failures",
+        deserialize_with = "DetectorSettings::auth_failures_over"
+    )]
     pub auth_failures: DetectorRule,
     /// 404 answers to one client address (probing for paths or ids).
-    #[serde(default = "DetectorSettings::enumeration")]
+    #[serde(
+        default = "DetectorSettings::enumeration",
+        deserialize_with = "DetectorSettings::enumeration_over"
+    )]
     pub enumeration: DetectorRule,
     /// Distinct client addresses one app's credentials are used from.
-    #[serde(default = "DetectorSettings::key_sharing")]
+    #[serde(
+        default = "DetectorSettings::key_sharing",
+        deserialize_with = "DetectorSettings::key_sharing_over"
+    )]
     pub key_sharing: DetectorRule,
     /// Traffic, error-rate and latency spikes per API against the same hour on earlier days.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -166,6 +175,42 @@ impl DetectorSettings {
 
     fn key_sharing() -> DetectorRule {
         Self::rule(50, 600)
+    }
+
+    fn auth_failures_over<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<DetectorRule, D::Error> {
+        PartialRule::deserialize(d).map(|p| p.over(Self::auth_failures()))
+    }
+
+    fn enumeration_over<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DetectorRule, D::Error> {
+        PartialRule::deserialize(d).map(|p| p.over(Self::enumeration()))
+    }
+
+    fn key_sharing_over<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DetectorRule, D::Error> {
+        PartialRule::deserialize(d).map(|p| p.over(Self::key_sharing()))
+    }
+}
+
+/// A detector's settings as written: what is left out keeps the detector's default (so
+/// `{ enabled: false }` or `{ block: 10m }` alone are enough).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialRule {
+    enabled: Option<bool>,
+    threshold: Option<u64>,
+    window: Option<Duration>,
+    block: Option<Duration>,
+}
+
+impl PartialRule {
+    fn over(self, d: DetectorRule) -> DetectorRule {
+        DetectorRule {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            threshold: self.threshold.unwrap_or(d.threshold),
+            window: self.window.unwrap_or(d.window),
+            block: self.block.unwrap_or(d.block),
+        }
     }
 }
 
@@ -647,8 +692,14 @@ impl Api {
         else {
             return vec![spec];
         };
+        // The default version also answers requests that name no version (and only those:
+        // a request naming another version must not land on a more specific default route).
         let fallback =
-            (versioning.default.as_deref() == Some(version.version.as_str())).then(|| spec.clone());
+            (versioning.default.as_deref() == Some(version.version.as_str())).then(|| {
+                let mut f = spec.clone();
+                f.headers.push((format!("!{condition}"), String::new()));
+                f
+            });
         spec.headers.push((condition, version.version.clone()));
         std::iter::once(spec).chain(fallback).collect()
     }

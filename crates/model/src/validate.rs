@@ -971,6 +971,35 @@ mod tests {
     const BASE: &str = "format_version: 1\nupstreams:\n  - name: svc\n    targets: [{ url: http://127.0.0.1:9001 }]\n";
 
     #[test]
+    fn a_detector_written_in_part_keeps_its_defaults() {
+        let yaml = format!(
+            "{BASE}settings:\n  detectors:\n    auth_failures: {{ block: 10m }}\n    enumeration: {{ enabled: false }}\n    key_sharing: {{ threshold: 5 }}\n"
+        );
+        let (doc, _) = parse_document(&yaml).expect("parses");
+        assert_eq!(validate(&doc), vec![]);
+        let d = &doc.settings.detectors;
+        assert_eq!(
+            (
+                d.auth_failures.threshold,
+                d.auth_failures.window.as_millis()
+            ),
+            (30, 60_000)
+        );
+        assert_eq!(d.auth_failures.block.as_millis(), 600_000);
+        assert!(!d.enumeration.enabled);
+        assert_eq!(d.enumeration.threshold, 100);
+        assert_eq!(
+            (d.key_sharing.threshold, d.key_sharing.window.as_millis()),
+            (5, 600_000)
+        );
+        let bad = format!("{BASE}settings:\n  detectors:\n    enumeration: {{ limit: 3 }}\n");
+        assert!(
+            parse_document(&bad).is_err(),
+            "unknown fields are still refused"
+        );
+    }
+
+    #[test]
     fn a_valid_document_has_no_errors() {
         let yaml = format!(
             "{BASE}apis:\n  - name: orders\n    versions:\n      - version: v1\n        upstream: svc\n        routes: [{{ path: /v1/orders }}, {{ path: \"=/v1/ping\", methods: [GET] }}]\n"

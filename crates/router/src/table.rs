@@ -30,7 +30,9 @@ pub struct RouteSpec<T> {
     pub hosts: Vec<String>,
     /// Header conditions; all must hold. Names are case-insensitive, values
     /// are compared exactly. A name starting with `?` is a query parameter
-    /// (case-sensitive), looked up through the same function as headers.
+    /// (case-sensitive), looked up through the same function as headers. A name
+    /// prefixed with `!` (`!accept-version`, `!?version`) holds when the header or
+    /// parameter is absent; its value is ignored.
     pub headers: Vec<(String, String)>,
     /// The payload returned on a match.
     pub value: T,
@@ -209,15 +211,17 @@ fn validate<T>(index: usize, spec: RouteSpec<T>) -> Result<Route<T>, BuildError>
 
     let mut header_list: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        // `?name` is a query parameter condition; its name keeps its case.
-        let query = name.strip_prefix('?');
+        // `?name` is a query parameter condition; its name keeps its case. A leading `!`
+        // turns a condition into "absent" (its value is ignored).
+        let bare = name.strip_prefix('!').unwrap_or(&name);
+        let query = bare.strip_prefix('?');
         let reason = if let Some(param) = query {
             (param.is_empty()
                 || param
                     .bytes()
                     .any(|b| b <= 0x20 || b == 0x7f || matches!(b, b'&' | b'=' | b'#' | b'?')))
             .then_some("not a valid query parameter name")
-        } else if name.is_empty() || !name.bytes().all(is_tchar) {
+        } else if bare.is_empty() || !bare.bytes().all(is_tchar) {
             Some("not a valid header name")
         } else if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             Some("value contains a control character")

@@ -66,7 +66,10 @@ impl<T> Query<'_, '_, '_, T> {
         route
             .headers
             .iter()
-            .all(|(name, value)| (self.header)(name) == Some(&**value))
+            .all(|(name, value)| match name.strip_prefix('!') {
+                Some(absent) => (self.header)(absent).is_none(),
+                None => (self.header)(name) == Some(&**value),
+            })
     }
 
     fn accepts(&mut self, id: usize) -> bool {

@@ -215,9 +215,16 @@ async fn lifecycle_steps_callers_and_deprecation_notices() {
     assert_eq!(notices("bo@example.test").await, 1);
     assert_eq!(notices("cy@example.test").await, 0);
 
-    // Saving the deprecated version again raises nothing new; retiring is the next step.
+    // Saving the deprecated version again (without its date) keeps the date and raises
+    // nothing new; retiring is the next step.
     let r = put("v1", "deprecated").await.unwrap();
     assert!(r.status < 300, "{}", r.text());
+    let again = node
+        .admin_get("/api/apis/orders/versions/v1")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(again["deprecated_at"], stored["deprecated_at"], "{again}");
     let r = put("v1", "retired").await.unwrap();
     assert!(r.status < 300, "{}", r.text());
     let r = client
@@ -335,7 +342,7 @@ upstreams:
     versioning: {{ by: header, name: Accept-Version, default: v2 }}
     versions:
       - {{ version: v1, status: deprecated, successor: v2, upstream: one, routes: [{{ path: /accounts }}] }}
-      - {{ version: v2, upstream: two, routes: [{{ path: /accounts }}] }}
+      - {{ version: v2, upstream: two, routes: [{{ path: /accounts }}, {{ path: "=/accounts/export" }}] }}
   - name: reports
     versioning: {{ by: query }}
     versions:
@@ -361,6 +368,11 @@ upstreams:
     // No version named: the default answers. An unknown one matches nothing.
     let r = get("/accounts/7", &[]).await;
     assert_eq!((r.status, served_by(&r).as_str()), (200, "two"));
+    // The default's more specific route does not catch a request naming another version.
+    let r = get("/accounts/export", &[("accept-version", "v1")]).await;
+    assert_eq!((r.status, served_by(&r).as_str()), (200, "one"));
+    let r = get("/accounts/export", &[]).await;
+    assert_eq!((r.status, served_by(&r).as_str()), (200, "two"));
     let r = get("/accounts/7", &[("accept-version", "v9")]).await;
     assert_eq!(r.status, 404);
     assert!(
@@ -375,7 +387,7 @@ upstreams:
         r.json()["detail"]
             .as_str()
             .unwrap()
-            .contains("no version `v9` answering GET /accounts/7 (its versions: v1, v2)"),
+            .contains("no version `v9` answers GET /accounts/7"),
         "{}",
         r.text()
     );
@@ -394,7 +406,8 @@ upstreams:
                 .admin_get("/api/apis/accounts/versions/v1/callers")
                 .await
                 .unwrap();
-            r.json()["anonymous_requests"] == 1
+            // `/accounts/7` and `/accounts/export` named v1.
+            r.json()["anonymous_requests"] == 2
         })
         .await
     );

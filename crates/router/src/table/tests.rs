@@ -307,6 +307,22 @@ fn query_conditions_keep_their_case_and_are_validated() {
 }
 
 #[test]
+fn absent_conditions_hold_only_without_the_header() {
+    let t = build(vec![
+        spec("/r", "any-v1").header("v", "1"),
+        spec("=/r/x", "default").header("!v", ""),
+    ]);
+    let v1 = |name: &str| (name == "v").then_some("1");
+    let found = |m: Match<'_, &'static str>| match m {
+        Match::Found(f) => Some(*f.value),
+        _ => None,
+    };
+    // Naming a version skips the more specific default route.
+    assert_eq!(found(t.find(None, "GET", "/r/x", &v1)), Some("any-v1"));
+    assert_eq!(hit(&t, None, "GET", "/r/x"), Some("default"));
+}
+
+#[test]
 fn host_tables_exact_then_wildcard_then_any() {
     let t = build(vec![
         spec("/", "any"),

@@ -193,7 +193,9 @@ async fn exact_counts_in_every_query_and_percentiles_match_the_client() {
     );
 
     // Latency of the slow route against the client's own timing. The client's figure also
-    // holds the loopback round trip and the client itself: allowed 0.8 % plus 5 ms.
+    // holds the loopback round trip and the client itself, which a loaded CI machine can
+    // delay by several milliseconds: allowed 0.8 % plus 15 ms (the two groups, 30 and
+    // 120 ms, stay far apart, so each percentile must still come from the right one).
     measured.sort_by(f64::total_cmp);
     let latency = node
         .admin_get("/api/analytics/top?dimension=route&route=/v1/slow")
@@ -205,7 +207,7 @@ async fn exact_counts_in_every_query_and_percentiles_match_the_client() {
         let server = row[field].as_f64().unwrap();
         let client = percentile(&measured, q);
         assert!(
-            server <= client * 1.008 && client - server <= client * 0.008 + 5.0,
+            server <= client * 1.008 && client - server <= client * 0.008 + 15.0,
             "{field}: server {server} ms, client {client} ms"
         );
     }

@@ -52,7 +52,8 @@ pub struct Common {
     status: Option<String>,
 }
 
-fn instant(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+/// An optional RFC 3339 query parameter as Unix seconds; a bad one names the parameter.
+pub(crate) fn instant(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
     v.as_deref()
         .map(|t| {
             OffsetDateTime::parse(t, &Rfc3339)
@@ -162,7 +163,8 @@ impl Sum {
     }
 }
 
-fn rfc3339(t: i64) -> String {
+/// Unix seconds as RFC 3339 (`""` when out of range).
+pub(crate) fn rfc3339(t: i64) -> String {
     OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

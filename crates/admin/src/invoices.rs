@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::analytics::rfc3339;
 use crate::problem::Query;
 use axum::Json;
 use axum::Router;
@@ -113,16 +114,6 @@ pub(crate) async fn invoice_for(
         "lines": quote.lines,
         "total": format_cents(quote.total),
     })))
-}
-
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Computes the period's invoices: for every subscription billable in the month (active,

@@ -19,6 +19,7 @@ use tollgate_model::{Document, VersionStatus};
 use tollgate_store::AggregateFilter;
 
 use crate::AdminState;
+use crate::analytics::{instant, rfc3339};
 use crate::notify::{Audience, Event};
 use crate::problem::{ApiError, Query};
 
@@ -147,20 +148,16 @@ pub async fn find_callers(
     Ok((callers, anonymous))
 }
 
-fn rfc3339(t: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-fn instant(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
-    v.map(|t| {
-        OffsetDateTime::parse(t, &Rfc3339)
-            .map(OffsetDateTime::unix_timestamp)
-            .map_err(|e| ApiError::bad_request(format!("{name}: not an RFC 3339 time ({e})")))
-    })
-    .transpose()
+/// A version of an API in a document.
+fn find_version<'d>(
+    doc: &'d Document,
+    api: &str,
+    version: &str,
+) -> Option<&'d tollgate_model::Version> {
+    doc.apis
+        .iter()
+        .find(|a| a.name == api)
+        .and_then(|a| a.versions.iter().find(|v| v.version == version))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -181,8 +178,8 @@ pub async fn callers(
     Query(q): Query<CallersQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let to = instant("to", q.to.as_deref())?.unwrap_or(now);
-    let from = instant("from", q.from.as_deref())?.unwrap_or(to - NOTICE_LOOKBACK_DAYS * 86_400);
+    let to = instant("to", &q.to)?.unwrap_or(now);
+    let from = instant("from", &q.from)?.unwrap_or(to - NOTICE_LOOKBACK_DAYS * 86_400);
     if from >= to || to - from > 366 * 86_400 {
         return Err(ApiError::bad_request(
             "`from` must be before `to`, at most 366 days apart",
@@ -190,12 +187,7 @@ pub async fn callers(
     }
     let (_, set) = state.store.load().await?;
     let doc = crate::config::current_document(&set)?;
-    let Some(v) = doc
-        .apis
-        .iter()
-        .find(|a| a.name == api)
-        .and_then(|a| a.versions.iter().find(|v| v.version == version))
-    else {
+    let Some(v) = find_version(&doc, &api, &version) else {
         return Err(ApiError::not_found(format!(
             "no version {version} of API {api}"
         )));
@@ -233,12 +225,7 @@ pub async fn notify_deprecated(
     api: &str,
     version: &str,
 ) -> Result<usize, ApiError> {
-    let Some(v) = doc
-        .apis
-        .iter()
-        .find(|a| a.name == api)
-        .and_then(|a| a.versions.iter().find(|v| v.version == version))
-    else {
+    let Some(v) = find_version(doc, api, version) else {
         return Ok(0);
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();

@@ -297,16 +297,11 @@ async fn proxy(
     let headers = req.headers();
     let query = req.uri().query();
     let lookup = |method: &str| {
-        snapshot.router.find(
-            host.as_deref(),
-            method,
-            &path,
-            &|name| match name.strip_prefix('?') {
-                // A query parameter condition (versions chosen by query parameter).
-                Some(param) => query_value(query, param),
-                None => headers.get(name).and_then(|v| v.to_str().ok()),
-            },
-        )
+        snapshot
+            .router
+            .find(host.as_deref(), method, &path, &|name| {
+                condition_value(name, headers, query)
+            })
     };
     let mut matched = lookup(req.method().as_str());
     if matches!(matched, Match::MethodNotAllowed { .. })
@@ -332,13 +327,7 @@ async fn proxy(
             // A request that names a version (of an API whose versions are chosen by header
             // or query parameter) is told that version has no such route.
             for condition in snapshot.version_conditions.iter() {
-                let asked = match condition.strip_prefix('?') {
-                    Some(param) => query_value(query, param),
-                    None => headers
-                        .get(condition.as_str())
-                        .and_then(|v| v.to_str().ok()),
-                };
-                if let Some(asked) = asked {
+                if let Some(asked) = condition_value(condition, headers, query) {
                     return Err(ProxyError::UnknownVersion(format!(
                         "no version `{asked}` answers {} {path}",
                         req.method()
@@ -357,13 +346,7 @@ async fn proxy(
     // routes also match requests naming none).
     if let Some(choice) = &route.version_choice {
         let (condition, known) = &**choice;
-        let asked = match condition.strip_prefix('?') {
-            Some(param) => query_value(query, param),
-            None => headers
-                .get(condition.as_str())
-                .and_then(|v| v.to_str().ok()),
-        };
-        if let Some(asked) = asked
+        if let Some(asked) = condition_value(condition, headers, query)
             && asked != &*route.version
         {
             return Err(ProxyError::UnknownVersion(format!(
@@ -1091,6 +1074,19 @@ fn hash_input(pool: &Arc<UpstreamPool>, headers: &http::HeaderMap, conn: &ConnIn
         HashOn::Ip => Some(balance_key(conn.peer.ip().to_string().as_bytes())),
         // Apps arrive with authentication; until a request carries one, fall back.
         HashOn::App => None,
+    }
+}
+
+/// What a route condition names in the request: a header, or with a leading `?` a query
+/// parameter (versions chosen by query parameter).
+fn condition_value<'r>(
+    name: &str,
+    headers: &'r http::HeaderMap,
+    query: Option<&'r str>,
+) -> Option<&'r str> {
+    match name.strip_prefix('?') {
+        Some(param) => query_value(query, param),
+        None => headers.get(name).and_then(|v| v.to_str().ok()),
     }
 }
 

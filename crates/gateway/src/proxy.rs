@@ -380,11 +380,11 @@ async fn proxy(
         }
         None => None,
     };
-    if let Some(successor) = &route.retired {
+    if route.retired {
         return Err(ProxyError::Retired {
             api: route.api.to_string(),
             version: route.version.to_string(),
-            successor: successor.clone(),
+            successor: route.successor.clone(),
         });
     }
     if !route.brownouts.is_empty() {

@@ -57,8 +57,8 @@ pub struct CompiledRoute {
     pub label: Arc<str>,
     pub upstream: Arc<UpstreamPool>,
     pub strip_prefix: bool,
-    /// Set when the version is retired: answer 410, naming the successor.
-    pub retired: Option<Option<String>>,
+    /// The version is retired: answer 410, naming the successor.
+    pub retired: bool,
     /// Brownout windows of a deprecated version, as Unix seconds `[from, to)`.
     pub brownouts: Arc<[(i64, i64)]>,
     /// The successor and its path (`v2 (/v2/orders)`), named by 410 answers.
@@ -510,11 +510,9 @@ fn compile_route(
             used.guards.insert(format!("{}|{:?}", u.name, u.limits));
             cx.limits.guard(&u.name, &u.limits)
         });
-    let successor = || {
-        lifecycle::successor_path(api, version)
-            .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()))
-    };
-    let retired = (version.status == VersionStatus::Retired).then(successor);
+    let successor = lifecycle::successor_path(api, version)
+        .map(|p| format!("{} ({p})", version.successor.clone().unwrap_or_default()));
+    let retired = version.status == VersionStatus::Retired;
     let brownouts: Arc<[(i64, i64)]> = if version.status == VersionStatus::Deprecated {
         lifecycle::brownout_windows(version).into()
     } else {
@@ -537,7 +535,7 @@ fn compile_route(
         strip_prefix: route.strip_prefix,
         retired,
         brownouts,
-        successor: successor(),
+        successor,
         version_choice: None,
         lifecycle_headers: lifecycle_headers.to_vec(),
         ip_restrict,

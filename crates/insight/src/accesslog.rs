@@ -171,13 +171,8 @@ fn push_ip(out: &mut String, ip: IpAddr) {
 /// runs once per logged request.
 pub fn line(r: &Record) -> String {
     let mut out = String::with_capacity(320);
-    line_into(&mut out, r);
+    line_with(&mut out, r, &mut Clock::default());
     out
-}
-
-/// [`line`] into a reused buffer.
-pub fn line_into(out: &mut String, r: &Record) {
-    line_with(out, r, &mut Clock::default());
 }
 
 fn line_with(out: &mut String, r: &Record, clock: &mut Clock) {

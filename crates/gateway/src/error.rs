@@ -90,6 +90,16 @@ pub enum ProxyError {
     },
     #[error("upstream {upstream} is failing; requests are paused for {retry_after} s")]
     CircuitOpen { upstream: String, retry_after: u64 },
+    /// The request does not match the version's OpenAPI document (`validate` policy).
+    #[error("the request does not match the API description: {}", describe(.0))]
+    Invalid(Box<Vec<crate::validate::Violation>>),
+}
+
+fn describe(violations: &[crate::validate::Violation]) -> String {
+    match violations {
+        [one] => one.message.clone(),
+        many => format!("{} violations", many.len()),
+    }
 }
 
 /// What a limit answer carries besides its status: `Retry-After` and the `RateLimit*`
@@ -115,7 +125,7 @@ impl ProxyError {
             ProxyError::AuthServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::ClientTimeout => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::BadBody => StatusCode::BAD_REQUEST,
+            ProxyError::BadBody | ProxyError::Invalid(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoHealthyTarget { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamProtocol { .. }
@@ -143,6 +153,7 @@ impl ProxyError {
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::ClientTimeout
             | ProxyError::BadBody
+            | ProxyError::Invalid(_)
             | ProxyError::Unauthenticated { .. }
             | ProxyError::Forbidden(_)
             | ProxyError::CreditExhausted(_)
@@ -197,18 +208,29 @@ impl ProxyError {
             ProxyError::QuotaExceeded(..) => "quota-exceeded",
             ProxyError::Overloaded { .. } => "overloaded",
             ProxyError::CircuitOpen { .. } => "circuit-open",
+            ProxyError::Invalid(_) => "request-invalid",
         }
     }
 
     /// An `application/problem+json` answer (RFC 9457) that names the problem and never
     /// leaks internals such as target addresses.
     pub fn to_response(&self, request_id: &str) -> Response<ProxyBody> {
-        let mut resp = problem_response(
-            self.status(),
-            self.problem_type(),
-            &self.to_string(),
-            request_id,
-        );
+        let mut resp = match self {
+            // Every violation, as an extension member (RFC 9457 §3.2).
+            ProxyError::Invalid(violations) => problem_response_with(
+                self.status(),
+                self.problem_type(),
+                &self.to_string(),
+                request_id,
+                ("errors", violations.iter().map(|v| v.to_json()).collect()),
+            ),
+            _ => problem_response(
+                self.status(),
+                self.problem_type(),
+                &self.to_string(),
+                request_id,
+            ),
+        };
         if let ProxyError::MethodNotAllowed { allow, .. } = self
             && let Ok(v) = HeaderValue::from_str(allow)
         {
@@ -246,13 +268,33 @@ pub fn problem_response(
     detail: &str,
     request_id: &str,
 ) -> Response<ProxyBody> {
-    let body = serde_json::json!({
+    problem_response_with(
+        status,
+        kind,
+        detail,
+        request_id,
+        ("", serde_json::Value::Null),
+    )
+}
+
+/// A problem+json response with one extension member (none when its name is empty).
+fn problem_response_with(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    request_id: &str,
+    (name, value): (&str, serde_json::Value),
+) -> Response<ProxyBody> {
+    let mut body = serde_json::json!({
         "type": format!("https://tollgate.dev/problems/{kind}"),
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": detail,
         "instance": format!("urn:request:{request_id}"),
     });
+    if !name.is_empty() {
+        body[name] = value;
+    }
     let mut resp = Response::new(full(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

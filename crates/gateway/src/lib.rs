@@ -28,6 +28,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod transform;
 pub mod upstream;
+pub mod validate;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -29,6 +29,7 @@ use crate::limit;
 use crate::snapshot::{CompiledRoute, Snapshot};
 use crate::transform::CompiledTransform;
 use crate::upstream::{TargetState, UpstreamPool, balance_key};
+use crate::validate::{RequestBody, Violation};
 
 /// What one connection knows about its client.
 #[derive(Clone, Debug)]
@@ -493,6 +494,35 @@ async fn proxy(
         outcome.limit_headers.extend(admitted.headers);
     }
 
+    // The request as the API describes it: parameters now, a body as it is read (the
+    // violations found so far wait for it, so one answer lists them all).
+    let mut body_check = None;
+    if let Some(v) = &route.validate {
+        let (operation, mut violations) =
+            v.spec
+                .check_head(req.method(), &path, query.as_deref(), req.headers());
+        match operation.and_then(|o| o.body()) {
+            Some(described) if req.body().is_end_stream() => {
+                described.check(None, b"", &mut violations)
+            }
+            Some(described) if v.body && route.aggregate.is_none() => {
+                body_check = Some(BodyCheck {
+                    described,
+                    max_body: v.max_body,
+                    pending: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+        match &mut body_check {
+            Some(check) => check.pending = violations,
+            None if !violations.is_empty() => {
+                return Err(ProxyError::Invalid(Box::new(violations)));
+            }
+            None => {}
+        }
+    }
+
     // On an authenticated route the cache keys answers by caller; a caller the gateway
     // cannot tell apart from others is not served from the cache at all.
     let caller = if route.authenticators.is_empty() || route.cache.is_none() {
@@ -518,6 +548,7 @@ async fn proxy(
     let mut cache_request = None;
     if let Some(policy) = &route.cache
         && !uncacheable_caller
+        && body_check.is_none()
         && matches!(*req.method(), Method::GET | Method::HEAD)
     {
         let wanted = cache::directives(req.headers());
@@ -669,7 +700,7 @@ async fn proxy(
                 Some(g) => Some(g.enter(&route.api)?),
                 None => None,
             };
-            let mut body = request_body(route, &mut parts.headers, body).await?;
+            let mut body = request_body(route, &mut parts.headers, body, body_check).await?;
             if let Some(capture) = &outcome.capture {
                 body = capture.tee(body);
             }
@@ -717,30 +748,46 @@ async fn proxy(
     })
 }
 
-/// The request body to send upstream: streamed with its limit and idle timeout, or,
-/// when body rules apply, read whole (up to their limit) and rewritten.
+/// A request body still to be checked against the API description, and the violations
+/// found before it was read.
+struct BodyCheck<'s> {
+    described: &'s RequestBody,
+    max_body: u64,
+    pending: Vec<Violation>,
+}
+
+/// The request body to send upstream: streamed with its limit and idle timeout, or, when
+/// it must be checked or body rules apply, read whole (up to their limit), checked and
+/// rewritten.
 async fn request_body(
     route: &CompiledRoute,
     headers: &mut http::HeaderMap,
     body: Incoming,
+    check: Option<BodyCheck<'_>>,
 ) -> Result<ProxyBody, ProxyError> {
     if body.is_end_stream() {
         return Ok(empty());
     }
     let pool = &route.upstream;
     let guarded = GuardedBody::new(body, route.max_body, pool.write_timeout);
-    let is_json = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.contains("json"));
-    let Some(t) = route
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type.is_some_and(|c| c.contains("json"));
+    let transform = route
         .request_transform
         .as_ref()
-        .filter(|t| t.has_body_rules() && is_json)
-    else {
+        .filter(|t| t.has_body_rules() && is_json);
+    if transform.is_none() && check.is_none() {
         return Ok(guarded.boxed_unsync());
-    };
-    let limit = t.max_body.min(route.max_body);
+    }
+    let limit = [
+        transform.map(|t| t.max_body),
+        check.as_ref().map(|c| c.max_body),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(route.max_body, u64::min);
     let bytes = Limited::new(guarded, usize::try_from(limit).unwrap_or(usize::MAX))
         .collect()
         .await
@@ -755,7 +802,17 @@ async fn request_body(
             },
         )?
         .to_bytes();
-    let out = t.apply_body(&bytes).unwrap_or(bytes);
+    if let Some(check) = check {
+        let mut violations = check.pending;
+        check.described.check(content_type, &bytes, &mut violations);
+        if !violations.is_empty() {
+            return Err(ProxyError::Invalid(Box::new(violations)));
+        }
+    }
+    let out = match transform {
+        Some(t) => t.apply_body(&bytes).unwrap_or(bytes),
+        None => bytes,
+    };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
     Ok(full(out))
 }

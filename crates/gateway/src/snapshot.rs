@@ -25,6 +25,7 @@ use crate::metrics::RouteMetrics;
 use crate::tls::CertTable;
 use crate::transform::CompiledTransform;
 use crate::upstream::{Registry, UpstreamPool};
+use crate::validate::{CompiledValidate, Spec};
 
 /// Limits that apply when no policy says otherwise.
 #[derive(Clone, Debug)]
@@ -87,6 +88,8 @@ pub struct CompiledRoute {
     /// Rate limits and quotas (the limit phase); `None` when the route has none.
     pub limits: Option<Box<RouteLimits>>,
     pub breaker: Option<Arc<Breaker>>,
+    /// Requests checked against the version's OpenAPI document.
+    pub validate: Option<CompiledValidate>,
     /// The upstream's own limits (concurrency, spike arrest).
     pub guard: Option<Arc<UpstreamGuard>>,
     pub metrics: RouteMetrics,
@@ -223,6 +226,8 @@ impl Snapshot {
                 let entitlement =
                     Entitlement::compile(doc, &api.name, &version.version, cx.limits, &mut used)
                         .map(Arc::new);
+                // The version's OpenAPI document, compiled once for all its routes.
+                let mut described: Option<Arc<Spec>> = None;
                 for route in &version.routes {
                     let index = routes.len();
                     for spec in api.route_specs(version, route, index) {
@@ -241,6 +246,39 @@ impl Snapshot {
                     )?;
                     compiled.entitlement = entitlement.clone();
                     compiled.version_choice = version_choice.clone();
+                    let scopes = [
+                        &route.policies[..],
+                        &version.policies[..],
+                        &api.policies[..],
+                        &doc.policies[..],
+                    ];
+                    if let Some(policy) = narrowest(scopes, |p| match p {
+                        Policy::Validate(v) => Some(v),
+                        _ => None,
+                    }) {
+                        let spec = match &described {
+                            Some(spec) => spec.clone(),
+                            None => {
+                                let at = |e: String| {
+                                    CompileError(format!(
+                                        "{} {}: validate: {e}",
+                                        api.name, version.version
+                                    ))
+                                };
+                                let text = version.spec.as_deref().ok_or_else(|| {
+                                    at("the version has no OpenAPI document (`spec`)".into())
+                                })?;
+                                let spec = Arc::new(Spec::compile(text).map_err(at)?);
+                                described = Some(spec.clone());
+                                spec
+                            }
+                        };
+                        compiled.validate = Some(CompiledValidate {
+                            spec,
+                            body: policy.body,
+                            max_body: policy.max_body.0,
+                        });
+                    }
                     routes.push(compiled);
                 }
             }
@@ -553,6 +591,7 @@ fn compile_route(
         entitlement: None,
         limits,
         breaker,
+        validate: None,
         guard,
         metrics: RouteMetrics::new(&api.name, &version.version, route.label()),
     })

@@ -9,6 +9,7 @@
 pub mod document;
 pub mod entity;
 pub mod identity;
+pub mod lenient;
 pub mod policy;
 pub mod product;
 pub mod source;

@@ -1,9 +1,8 @@
 //! Policies: typed configuration of one request phase, attached at a scope (global, API,
 //! version, route). Each is written as a one-key map, e.g. `- ip_restrict: { deny: [...] }`.
 //!
-//! Only the policy types this build enforces are accepted. A type that the contract names
-//! but this build does not enforce yet is rejected with a message saying so, never
-//! accepted and silently ignored: an unenforced `key_auth` would be an open door.
+//! Only the policy types this build enforces are accepted; an unknown type is refused by
+//! name, never accepted and silently ignored: an unenforced `key_auth` would be an open door.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -39,6 +38,7 @@ pub enum Policy {
     RateLimit(RateLimit),
     Quota(Quota),
     CircuitBreaker(CircuitBreaker),
+    Validate(Validate),
 }
 
 /// Policy types this build enforces.
@@ -61,10 +61,8 @@ pub const AVAILABLE: &[&str] = &[
     "rate_limit",
     "quota",
     "circuit_breaker",
+    "validate",
 ];
-
-/// Policy types of the public contract that later builds enforce.
-const PLANNED: &[&str] = &["validate"];
 
 impl Policy {
     /// The policy type, as written in configuration.
@@ -88,6 +86,7 @@ impl Policy {
             Policy::RateLimit(_) => "rate_limit",
             Policy::Quota(_) => "quota",
             Policy::CircuitBreaker(_) => "circuit_breaker",
+            Policy::Validate(_) => "validate",
         }
     }
 
@@ -331,6 +330,32 @@ pub struct IpRestrict {
 #[serde(deny_unknown_fields)]
 pub struct RequestSize {
     pub max_body: ByteSize,
+}
+
+/// `validate`: requests are checked against the version's OpenAPI document (`spec`):
+/// the path must be one the document describes, path, query and header parameters must
+/// match their schemas, and a JSON body its request body schema. A request that does not
+/// gets `400` listing every violation; the upstream never sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Validate {
+    /// Check the request body (read whole, up to `max_body`).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub body: bool,
+    /// The largest body read to check it; a larger one is refused with `413`.
+    #[serde(
+        default = "default_validate_body",
+        skip_serializing_if = "is_default_validate_body"
+    )]
+    pub max_body: ByteSize,
+}
+
+fn default_validate_body() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+fn is_default_validate_body(v: &ByteSize) -> bool {
+    *v == default_validate_body()
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -586,6 +611,7 @@ impl Serialize for Policy {
             Policy::RateLimit(p) => map.serialize_entry(self.kind(), p)?,
             Policy::Quota(p) => map.serialize_entry(self.kind(), p)?,
             Policy::CircuitBreaker(p) => map.serialize_entry(self.kind(), p)?,
+            Policy::Validate(p) => map.serialize_entry(self.kind(), p)?,
         }
         map.end()
     }
@@ -631,13 +657,7 @@ impl<'de> Visitor<'de> for PolicyVisitor {
             "rate_limit" => Policy::RateLimit(map.next_value()?),
             "quota" => Policy::Quota(map.next_value()?),
             "circuit_breaker" => Policy::CircuitBreaker(map.next_value()?),
-            other if PLANNED.contains(&other) => {
-                return Err(de::Error::custom(format!(
-                    "policy `{other}` is not enforced by this build of Tollgate; \
-                     available policies: {}",
-                    AVAILABLE.join(", ")
-                )));
-            }
+            "validate" => Policy::Validate(map.next_value()?),
             other => {
                 return Err(de::Error::custom(format!(
                     "unknown policy type `{other}`; available policies: {}",
@@ -687,11 +707,6 @@ mod tests {
 
     #[test]
     fn unenforced_policies_are_refused_by_name() {
-        let err = serde_json::from_str::<Policy>(r#"{"validate":{}}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("not enforced by this build"),
-            "{err}"
-        );
         let err = serde_json::from_str::<Policy>(r#"{"frobnicate":{}}"#).unwrap_err();
         assert!(
             err.to_string().contains("unknown policy type `frobnicate`"),

@@ -276,6 +276,23 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
                 }
             }
             check_brownouts(v, &vpath, &mut errs);
+            let validates = |ps: &[Policy]| ps.iter().any(|p| matches!(p, Policy::Validate(_)));
+            if v.spec.is_none()
+                && (validates(&doc.policies)
+                    || validates(&api.policies)
+                    || validates(&v.policies)
+                    || v.routes.iter().any(|r| validates(&r.policies)))
+            {
+                errs.push(
+                    format!("{vpath}.spec"),
+                    format!(
+                        "the validate policy applies to version `{}` of API `{}`, which has no \
+                         OpenAPI document: add it as `spec` (or import one with \
+                         `tollgate import openapi`)",
+                        v.version, api.name
+                    ),
+                );
+            }
             check_policies(
                 &v.policies,
                 &format!("{vpath}.policies"),
@@ -550,6 +567,11 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
             }
         }
         Policy::RequestTransform(t) => {
+        Policy::Validate(v) => {
+            if v.max_body.0 == 0 {
+                errs.push(format!("{path}.validate.max_body"), "max_body must be above 0");
+            }
+        }
             check_transform(t, &format!("{path}.request_transform"), true, scope, errs)
         }
         Policy::ResponseTransform(t) => {

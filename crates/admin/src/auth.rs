@@ -6,6 +6,7 @@
 //! `TOLLGATE_ADMIN_TOKEN` has any form and is stored under the id `bootstrap`.
 
 use std::sync::Arc;
+use tollgate_store::Actor;
 
 use axum::Json;
 use axum::Router;
@@ -57,14 +58,20 @@ impl Role {
 /// Who is calling, once authenticated.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub token_id: String,
     pub role: Role,
+    /// `token:ID`, as the audit log names the actor.
+    pub label: String,
+    /// The client address of the request, as the audit log records it.
+    pub from: String,
 }
 
 impl Principal {
-    /// The actor recorded in the change log.
-    pub fn actor(&self) -> String {
-        format!("token:{}", self.token_id)
+    /// The actor recorded in the audit log.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            who: &self.label,
+            from: &self.from,
+        }
     }
 
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
@@ -162,9 +169,14 @@ pub async fn require_token(
     let Some(role) = Role::parse(&record.role) else {
         return unauthorized("this admin token has an unknown role");
     };
+    let from = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
     let principal = Principal {
-        token_id: record.id,
+        label: format!("token:{}", record.id),
         role,
+        from,
     };
     // Reading needs viewer, changing needs editor; a price quote changes nothing.
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD)

@@ -1,6 +1,7 @@
 //! `GET /api/config` (export) and `PUT /api/config` (apply a declarative document), and
 //! the one write path every change goes through: [`apply_document`].
 
+use tollgate_store::Actor;
 use std::sync::Arc;
 
 use crate::problem::Query;
@@ -42,7 +43,7 @@ pub struct ApplyOutcome {
 /// `desired`, then installs it. Validation covers the whole resulting configuration.
 pub(crate) async fn apply_document(
     state: &AdminState,
-    actor: &str,
+    actor: &Actor<'_>,
     change: impl FnOnce(&EntitySet) -> Result<Document, ApiError>,
     expected: Option<i64>,
     dry_run: bool,
@@ -107,7 +108,7 @@ pub(crate) async fn apply_document(
     }
     let revision = state.store.commit(&plan, actor, Some(base)).await?;
     control::sync(state).await?;
-    tracing::info!(revision, actor, %summary, "configuration changed");
+    tracing::info!(revision, actor = actor.who, from = actor.from, %summary, "configuration changed");
     // The apps still calling a newly deprecated version are told (portal notice, webhook).
     // The change stands whatever happens here; a failure is logged.
     for (api, version) in &deprecated {
@@ -146,7 +147,7 @@ pub async fn apply_config(
     state: &AdminState,
     doc: &Document,
     prune: bool,
-    actor: &str,
+    actor: &Actor<'_>,
 ) -> Result<ApplyOutcome, ApiError> {
     apply_document(
         state,

@@ -7,6 +7,7 @@
 
 mod alerts;
 mod analytics;
+mod audit;
 mod auth;
 mod billing;
 mod cache;
@@ -88,6 +89,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(analytics::routes())
         .merge(lifecycle::routes())
         .merge(alerts::routes())
+        .merge(audit::routes())
         .merge(invoices::routes())
         .merge(export::routes())
         .merge(notify::routes())

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod analytics;
+mod audit;
 mod error;
 mod invoices;
 mod migrate;
@@ -19,6 +20,7 @@ mod tokens;
 mod usage;
 
 pub use alerts::AlertRow;
+pub use audit::{Actor, AuditCheck, AuditEntry};
 pub use analytics::{AggregateFilter, AggregateRow, AppActivity, Rollup};
 pub use error::StoreError;
 pub use invoices::InvoiceRow;

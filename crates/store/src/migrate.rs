@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_alerts.sql"),
         postgres: include_str!("../migrations/postgres/0008_alerts.sql"),
     },
+    Migration {
+        version: 9,
+        sqlite: include_str!("../migrations/sqlite/0009_audit.sql"),
+        postgres: include_str!("../migrations/postgres/0009_audit.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";

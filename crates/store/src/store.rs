@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Row, SqlitePool};
 use tollgate_model::{EntityKey, EntityKind, EntitySet, Plan};
 
+use crate::audit::{Actor, log_change};
 use crate::error::{Context, StoreError};
 
 pub(crate) enum Pool {
@@ -43,22 +44,6 @@ macro_rules! bump_revision {
     };
 }
 pub(crate) use bump_revision;
-
-macro_rules! log_change {
-    ($tx:ident, $revision:expr, $kind:expr, $name:expr, $op:expr, $actor:expr, $now:expr) => {
-        sqlx::query("INSERT INTO change_log (revision, kind, name, op, actor, at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind($revision)
-            .bind($kind)
-            .bind($name)
-            .bind($op)
-            .bind($actor)
-            .bind($now)
-            .execute(&mut *$tx)
-            .await
-            .context("appending to the change log")?
-    };
-}
-pub(crate) use log_change;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -139,10 +124,12 @@ impl Store {
 
     async fn start(pool: Pool) -> Result<Store, StoreError> {
         crate::migrate::run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             pool,
             write: tokio::sync::Mutex::new(()),
-        })
+        };
+        store.seal_unchained().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
@@ -213,7 +200,7 @@ impl Store {
     pub async fn commit(
         &self,
         plan: &Plan,
-        actor: &str,
+        actor: &Actor<'_>,
         expected: Option<i64>,
     ) -> Result<i64, StoreError> {
         if plan.is_empty() {
@@ -240,6 +227,13 @@ impl Store {
             }
             for change in &plan.changes {
                 let kind = change.key.kind.as_str();
+                let before: Option<String> = sqlx::query("SELECT body FROM entities WHERE kind = $1 AND name = $2")
+                    .bind(kind)
+                    .bind(&change.key.name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .and_then(|r| r.map(|r| r.try_get::<String, _>(0)).transpose())
+                    .context("reading an entity before changing it")?;
                 match &change.body {
                     Some(body) => {
                         sqlx::query(
@@ -264,7 +258,8 @@ impl Store {
                             .context("deleting an entity")?;
                     }
                 }
-                log_change!(tx, revision, kind, &change.key.name, change.op.as_str(), actor, &now);
+                let after = change.body.as_ref().map(|b| b.to_string());
+                log_change!(tx, revision, kind, &change.key.name, change.op.as_str(), actor, &now, before, after);
             }
             tx.commit().await.context("committing a change")?;
             Ok(revision)

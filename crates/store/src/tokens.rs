@@ -4,8 +4,9 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::audit::{Actor, log_change};
 use crate::error::{Context, StoreError};
-use crate::store::{Pool, Store, bump_revision, log_change, with_pool};
+use crate::store::{Pool, Store, bump_revision, with_pool};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenRecord {
@@ -37,7 +38,7 @@ macro_rules! from_row {
 impl Store {
     /// Stores a token, or replaces the one with the same id (the bootstrap token is
     /// rewritten at each start from `TOLLGATE_ADMIN_TOKEN`).
-    pub async fn put_token(&self, t: &TokenRecord, actor: &str) -> Result<i64, StoreError> {
+    pub async fn put_token(&self, t: &TokenRecord, actor: &Actor<'_>) -> Result<i64, StoreError> {
         let _guard = self.write.lock().await;
         let now = crate::now_rfc3339();
         with_pool!(self, p => {
@@ -59,7 +60,12 @@ impl Store {
             .execute(&mut *tx)
             .await
             .context("writing a token")?;
-            log_change!(tx, revision, "token", &t.id, "create", actor, &now);
+            // The record without its secret's hash.
+            let after = serde_json::json!({
+                "name": t.name, "role": t.role, "expires_at": t.expires_at, "revoked_at": t.revoked_at,
+            })
+            .to_string();
+            log_change!(tx, revision, "token", &t.id, "create", actor, &now, None, Some(after));
             tx.commit().await.context("committing a token")?;
             Ok(revision)
         })
@@ -87,7 +93,7 @@ impl Store {
     }
 
     /// Marks a token revoked. Returns false if there is no such live token.
-    pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_token(&self, id: &str, actor: &Actor<'_>) -> Result<bool, StoreError> {
         let _guard = self.write.lock().await;
         let now = crate::now_rfc3339();
         with_pool!(self, p => {
@@ -103,7 +109,8 @@ impl Store {
             if done == 0 {
                 return Ok(false);
             }
-            log_change!(tx, revision, "token", id, "delete", actor, &now);
+            let after = serde_json::json!({ "revoked_at": now }).to_string();
+            log_change!(tx, revision, "token", id, "delete", actor, &now, None, Some(after));
             tx.commit().await.context("committing a revocation")?;
             Ok(true)
         })

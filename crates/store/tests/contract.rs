@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use tollgate_model::{Change, ChangeOp, EntityKey, EntityKind, EntitySet, Plan};
-use tollgate_store::{Store, StoreError, TokenRecord};
+use tollgate_store::{Actor, Store, StoreError, TokenRecord};
 
 fn pg_url() -> String {
     std::env::var("TOLLGATE_TEST_POSTGRES")
@@ -718,7 +718,10 @@ async fn commit_bumps_revision_once_and_logs_each_entity(store: Store) {
             ),
         ],
     };
-    let rev = store.commit(&plan, "alice", Some(0)).await.unwrap();
+    let rev = store
+        .commit(&plan, &Actor::local("alice"), Some(0))
+        .await
+        .unwrap();
     assert_eq!(rev, 1);
     let log = store.changes(0, 100).await.unwrap();
     assert_eq!(log.len(), 2);
@@ -730,7 +733,13 @@ async fn commit_bumps_revision_once_and_logs_each_entity(store: Store) {
     let del = Plan {
         changes: vec![change(ChangeOp::Delete, EntityKind::Upstream, "a", None)],
     };
-    assert_eq!(store.commit(&del, "bob", None).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .commit(&del, &Actor::local("bob"), None)
+            .await
+            .unwrap(),
+        2
+    );
     let log = store.changes(1, 100).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(
@@ -753,7 +762,7 @@ async fn load_returns_what_was_committed(store: Store) {
             Some(body.clone()),
         )],
     };
-    store.commit(&plan, "t", None).await.unwrap();
+    store.commit(&plan, &Actor::local("t"), None).await.unwrap();
     let updated = json!({"name": "orders", "title": "Orders v2"});
     let plan = Plan {
         changes: vec![change(
@@ -763,7 +772,7 @@ async fn load_returns_what_was_committed(store: Store) {
             Some(updated.clone()),
         )],
     };
-    store.commit(&plan, "t", None).await.unwrap();
+    store.commit(&plan, &Actor::local("t"), None).await.unwrap();
     let (rev, set) = store.load().await.unwrap();
     assert_eq!(rev, 2);
     assert_eq!(
@@ -782,7 +791,7 @@ async fn stale_expected_revision_is_a_conflict_and_writes_nothing(store: Store) 
             Some(json!({})),
         )],
     };
-    store.commit(&plan, "t", None).await.unwrap();
+    store.commit(&plan, &Actor::local("t"), None).await.unwrap();
     let other = Plan {
         changes: vec![change(
             ChangeOp::Create,
@@ -791,7 +800,7 @@ async fn stale_expected_revision_is_a_conflict_and_writes_nothing(store: Store) 
             Some(json!({})),
         )],
     };
-    match store.commit(&other, "t", Some(0)).await {
+    match store.commit(&other, &Actor::local("t"), Some(0)).await {
         Err(StoreError::Conflict {
             expected: 0,
             actual: 1,
@@ -806,11 +815,16 @@ async fn stale_expected_revision_is_a_conflict_and_writes_nothing(store: Store) 
 
 async fn empty_plan_writes_nothing(store: Store) {
     assert_eq!(
-        store.commit(&Plan::default(), "t", Some(0)).await.unwrap(),
+        store
+            .commit(&Plan::default(), &Actor::local("t"), Some(0))
+            .await
+            .unwrap(),
         0
     );
     assert!(matches!(
-        store.commit(&Plan::default(), "t", Some(5)).await,
+        store
+            .commit(&Plan::default(), &Actor::local("t"), Some(5))
+            .await,
         Err(StoreError::Conflict { .. })
     ));
     assert!(store.changes(0, 10).await.unwrap().is_empty());
@@ -830,7 +844,7 @@ async fn concurrent_commits_get_distinct_revisions(store: Store) {
                     Some(json!({"i": i})),
                 )],
             };
-            store.commit(&plan, "t", None).await.unwrap()
+            store.commit(&plan, &Actor::local("t"), None).await.unwrap()
         }));
     }
     let mut revs = Vec::new();
@@ -853,11 +867,14 @@ async fn tokens_are_kept_hashed_and_revocable(store: Store) {
         expires_at: None,
         revoked_at: None,
     };
-    store.put_token(&t, "bootstrap").await.unwrap();
+    store
+        .put_token(&t, &Actor::local("bootstrap"))
+        .await
+        .unwrap();
     assert_eq!(store.token("abc").await.unwrap().as_ref(), Some(&t));
     assert_eq!(store.tokens().await.unwrap().len(), 1);
-    assert!(store.revoke_token("abc", "t").await.unwrap());
-    assert!(!store.revoke_token("abc", "t").await.unwrap());
+    assert!(store.revoke_token("abc", &Actor::local("t")).await.unwrap());
+    assert!(!store.revoke_token("abc", &Actor::local("t")).await.unwrap());
     assert!(
         store
             .token("abc")
@@ -885,7 +902,7 @@ async fn reopening_a_sqlite_file_keeps_data_and_runs_migrations_once() {
             Some(json!({"name": "a"})),
         )],
     };
-    store.commit(&plan, "t", None).await.unwrap();
+    store.commit(&plan, &Actor::local("t"), None).await.unwrap();
     drop(store);
     let store = Store::open_sqlite(&path).await.unwrap();
     let (rev, set) = store.load().await.unwrap();

@@ -250,7 +250,10 @@ async fn bootstrap_token(store: &Store, fresh: bool) -> Result<Option<String>, F
                 expires_at: None,
                 revoked_at: None,
             };
-            store.put_token(&record, "bootstrap").await.map_err(fail)?;
+            store
+                .put_token(&record, &tollgate_store::Actor::local("bootstrap"))
+                .await
+                .map_err(fail)?;
         }
         return Ok(fresh.then_some(token));
     }
@@ -264,7 +267,10 @@ async fn bootstrap_token(store: &Store, fresh: bool) -> Result<Option<String>, F
         return Ok(None);
     }
     let (token, record) = generate_token("first admin token", Role::Owner, None);
-    store.put_token(&record, "bootstrap").await.map_err(fail)?;
+    store
+        .put_token(&record, &tollgate_store::Actor::local("bootstrap"))
+        .await
+        .map_err(fail)?;
     Ok(Some(token))
 }
 
@@ -396,20 +402,21 @@ async fn serve(
         .map(|d| (d, "config-file"))
         .chain(extras.as_ref().map(|e| (e.config.clone(), "demo")));
     for (doc, actor) in startup_docs {
-        let outcome = tollgate_admin::apply_config(&state, &doc, false, actor)
-            .await
-            .map_err(|e| {
-                let details: Vec<String> = e
-                    .errors
-                    .iter()
-                    .map(|l| format!("  {}: {}", l.path, l.message))
-                    .collect();
-                Failure::Invalid(format!(
-                    "configuration rejected: {}\n{}",
-                    e.detail,
-                    details.join("\n")
-                ))
-            })?;
+        let outcome =
+            tollgate_admin::apply_config(&state, &doc, false, &tollgate_store::Actor::local(actor))
+                .await
+                .map_err(|e| {
+                    let details: Vec<String> = e
+                        .errors
+                        .iter()
+                        .map(|l| format!("  {}: {}", l.path, l.message))
+                        .collect();
+                    Failure::Invalid(format!(
+                        "configuration rejected: {}\n{}",
+                        e.detail,
+                        details.join("\n")
+                    ))
+                })?;
         tracing::info!(revision = outcome.revision, summary = %outcome.summary, "startup configuration applied");
     }
     state
@@ -448,11 +455,14 @@ async fn serve(
     let admin_router = tollgate_admin::router(state.clone());
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
-        let served = axum::serve(admin_listener, admin_router.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = admin_stop.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let served = axum::serve(
+            admin_listener,
+            admin_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = admin_stop.wait_for(|stop| *stop).await;
+        })
+        .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "admin listener failed");
         }

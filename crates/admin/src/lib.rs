@@ -19,6 +19,7 @@ mod export;
 mod identities;
 mod invoices;
 mod lifecycle;
+mod nodes;
 mod notify;
 mod openapi;
 mod pricing;
@@ -37,6 +38,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
+pub use nodes::{FORGET_AFTER_SECS, HEARTBEAT_SECS};
 pub use alerts::{spawn_alerts, spawn_block_sync};
 pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
 pub use auth::{Role, generate_token, hash_token};
@@ -90,6 +92,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(lifecycle::routes())
         .merge(alerts::routes())
         .merge(audit::routes())
+        .merge(nodes::routes())
         .merge(invoices::routes())
         .merge(export::routes())
         .merge(notify::routes())

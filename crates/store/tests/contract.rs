@@ -111,7 +111,27 @@ contract!(
     analytics_roll_up_into_hours_and_days_without_losing_or_double_counting,
     alerts_are_listed_newest_first_and_blocks_can_be_lifted,
     app_activity_spans_minutes_hours_and_days,
+    nodes_heartbeat_replace_their_row_and_are_pruned,
 );
+
+async fn nodes_heartbeat_replace_their_row_and_are_pruned(store: Store) {
+    use tollgate_store::NodeRow;
+    let row = |name: &str, at: i64, revision: i64| NodeRow {
+        name: name.into(),
+        version: "1.0.0".into(),
+        started_at: 100,
+        heartbeat_at: at,
+        revision,
+    };
+    store.heartbeat(&row("eu-1", 110, 3)).await.unwrap();
+    store.heartbeat(&row("us-1", 120, 3)).await.unwrap();
+    store.heartbeat(&row("eu-1", 130, 4)).await.unwrap();
+    let nodes = store.nodes(0).await.unwrap();
+    assert_eq!(nodes, vec![row("eu-1", 130, 4), row("us-1", 120, 3)]);
+    assert_eq!(store.nodes(125).await.unwrap(), vec![row("eu-1", 130, 4)]);
+    assert_eq!(store.prune_nodes(125).await.unwrap(), 1);
+    assert_eq!(store.nodes(0).await.unwrap().len(), 1);
+}
 
 async fn app_activity_spans_minutes_hours_and_days(store: Store) {
     use tollgate_store::{AggregateRow, AppActivity, Rollup};

@@ -450,7 +450,13 @@ async fn serve(
     tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), %node, "tollgate is serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let background = spawn_background(store.clone(), gateway.clone(), prometheus, stop_rx.clone());
+    let background = spawn_background(
+        store.clone(),
+        gateway.clone(),
+        prometheus,
+        node.to_string(),
+        stop_rx.clone(),
+    );
 
     let admin_router = tollgate_admin::router(state.clone());
     let mut admin_stop = stop_rx.clone();
@@ -625,18 +631,25 @@ fn spawn_proxy_workers(
     Ok(threads)
 }
 
-/// Keeps the gateway at the store's revision (changes made by other nodes or tools) and
-/// the metrics exporter tidy.
+/// Keeps the gateway at the store's revision (changes made by other nodes or tools), the
+/// node's heartbeat in the store (`GET /api/nodes`) and the metrics exporter tidy.
 fn spawn_background(
     store: Arc<Store>,
     gateway: Arc<Gateway>,
     prometheus: PrometheusHandle,
+    node: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    let started_at = unix_now();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut upkeep = 0u32;
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -645,8 +658,25 @@ fn spawn_background(
             if let Err(e) = sync_from_store(&store, &gateway).await {
                 tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
             }
-            upkeep += 1;
-            if upkeep.is_multiple_of(5) {
+            if ticks.is_multiple_of(tollgate_admin::HEARTBEAT_SECS as u64) {
+                let beat = tollgate_store::NodeRow {
+                    name: node.clone(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    started_at,
+                    heartbeat_at: unix_now(),
+                    revision: gateway.revision(),
+                };
+                if let Err(e) = store.heartbeat(&beat).await {
+                    tracing::debug!(error = %e, "cannot write the node heartbeat");
+                }
+            }
+            if ticks.is_multiple_of(3600) {
+                let _ = store
+                    .prune_nodes(unix_now() - tollgate_admin::FORGET_AFTER_SECS)
+                    .await;
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(5) {
                 prometheus.run_upkeep();
             }
         }

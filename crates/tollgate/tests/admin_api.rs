@@ -361,3 +361,21 @@ async fn rest_collections_change_what_the_gateway_serves() {
         "{ops:?}"
     );
 }
+
+#[tokio::test]
+async fn a_node_lists_itself_with_its_heartbeat() {
+    let node = start_with(NodeOptions::new().arg("--node-name").arg("edge-7")).await;
+    let r = node.admin_get("/api/nodes").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let me = &body["nodes"][0];
+    assert_eq!(me["name"], "edge-7", "{body}");
+    assert_eq!(me["health"], "up");
+    assert_eq!(me["version"], env!("CARGO_PKG_VERSION"));
+    assert!(me["started_at"].as_str().unwrap().ends_with('Z'));
+    let r = Client::new()
+        .get(&node.admin_url("/api/nodes"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+}

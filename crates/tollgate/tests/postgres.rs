@@ -48,6 +48,8 @@ async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
             .config(yaml)
             .arg("--database")
             .arg(&url)
+            .arg("--node-name")
+            .arg("eu-1")
             .env("TOLLGATE_ADMIN_TOKEN", token),
     )
     .await;
@@ -55,6 +57,8 @@ async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
         NodeOptions::new()
             .arg("--database")
             .arg(&url)
+            .arg("--node-name")
+            .arg("us-1")
             .env("TOLLGATE_ADMIN_TOKEN", token),
     )
     .await;
@@ -98,6 +102,21 @@ async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
             .len(),
         2
     );
+
+    // Either node lists both, up and (after their next heartbeat) at the new revision.
+    let listed = wait_until(Duration::from_secs(12), || async {
+        let r = second.admin_get("/api/nodes").await.unwrap().json();
+        let nodes = r["nodes"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
+        names == ["eu-1", "us-1"]
+            && nodes
+                .iter()
+                .all(|n| n["health"] == "up" && n["current"] == true && n["version"].is_string())
+    })
+    .await;
+    let r = first.admin_get("/api/nodes").await.unwrap();
+    assert!(listed, "{}", r.text());
+    assert!(r.json()["nodes"][0]["uptime_seconds"].as_i64().unwrap() >= 0);
 }
 
 /// `(route, requests, errors)` of the top routes as a node answers them.

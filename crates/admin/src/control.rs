@@ -62,18 +62,20 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     let store_ok = state.store.ping().await.is_ok();
     let loaded = state.loaded.load(Ordering::Relaxed);
+    // A node that lost its store keeps serving the configuration it has: it stays in
+    // rotation, and says it is degraded (no changes, no new keys until the store returns).
+    let (status, code) = match (loaded, store_ok) {
+        (false, _) => ("not-ready", StatusCode::SERVICE_UNAVAILABLE),
+        (true, true) => ("ready", StatusCode::OK),
+        (true, false) => ("degraded", StatusCode::OK),
+    };
     let body = json!({
-        "status": if store_ok && loaded { "ready" } else { "not-ready" },
+        "status": status,
         "store": if store_ok { "ok" } else { "unreachable" },
         "snapshot_loaded": loaded,
         "revision": state.gateway.revision(),
     });
-    let status = if store_ok && loaded {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    (code, Json(body)).into_response()
 }
 
 pub async fn metrics(State(state): State<Arc<AdminState>>) -> Response {

@@ -159,6 +159,7 @@ fn install_metrics() -> Result<PrometheusHandle, Failure> {
     // Present from the start so dashboards and alerts see a zero, not a gap.
     metrics::counter!("tollgate_events_dropped_total").absolute(0);
     metrics::counter!("tollgate_access_log_dropped_total").absolute(0);
+    metrics::gauge!("tollgate_store_up").set(1.0);
     Ok(handle)
 }
 
@@ -655,9 +656,14 @@ fn spawn_background(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if let Err(e) = sync_from_store(&store, &gateway).await {
-                tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
-            }
+            let store_up = match sync_from_store(&store, &gateway).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
+                    !matches!(e, tollgate_admin::SyncError::Store(_))
+                }
+            };
+            metrics::gauge!("tollgate_store_up").set(if store_up { 1.0 } else { 0.0 });
             if ticks.is_multiple_of(tollgate_admin::HEARTBEAT_SECS as u64) {
                 let beat = tollgate_store::NodeRow {
                     name: node.clone(),

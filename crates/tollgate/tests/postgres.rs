@@ -194,3 +194,99 @@ async fn analytics_of_two_nodes_add_up_exactly() {
     );
     assert_eq!(route_rows(&second).await, want);
 }
+
+/// A TCP relay to PostgreSQL that a test can cut (closing every relayed connection) and
+/// restore on the same port: the store becoming unreachable and coming back.
+struct Relay {
+    addr: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(addr: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut pg) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut pg).await;
+                    }
+                });
+            }
+        });
+        Relay {
+            addr,
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting and drops every relayed connection (the JoinSet aborts them).
+    fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_loses_postgres_keeps_serving_and_says_it_is_degraded() {
+    let Some(url) = schema_url("degraded") else {
+        return;
+    };
+    let relay_addr = tollgate_testkit::free_addr().unwrap();
+    let mut relay = Relay::start(relay_addr).await;
+    let relayed = url.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
+    assert_ne!(relayed, url, "the test URL names 127.0.0.1:5432");
+    let m = MockUpstream::start("svc").await;
+    let node = start_with(
+        NodeOptions::new()
+            .config(config(
+                &[upstream("svc", &[m.url()], "")],
+                &[api("x", "svc", &["{ path: /one }"])],
+            ))
+            .arg("--database")
+            .arg(&relayed),
+    )
+    .await;
+    let c = Client::new();
+    let ready = c.get(&node.admin_url("/readyz")).await.unwrap();
+    assert_eq!(ready.json()["status"], "ready", "{}", ready.text());
+
+    relay.cut();
+    let degraded = wait_until(Duration::from_secs(10), || async {
+        c.get(&node.admin_url("/readyz"))
+            .await
+            .map(|r| r.status == 200 && r.json()["status"] == "degraded")
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(degraded, "{}", node.logs());
+    // Traffic keeps flowing on the configuration the node has: no request fails.
+    for _ in 0..50 {
+        let r = c.get(&node.proxy_url("/one")).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let metrics = c.get(&node.admin_url("/metrics")).await.unwrap().text();
+    assert!(
+        wait_until(Duration::from_secs(5), || async {
+            c.get(&node.admin_url("/metrics"))
+                .await
+                .map(|r| r.text().contains("tollgate_store_up 0"))
+                .unwrap_or(false)
+        })
+        .await,
+        "{metrics}"
+    );
+
+    // The store returns: the node is ready again and takes changes.
+    let _relay = Relay::start(relay_addr).await;
+    let back = wait_until(Duration::from_secs(15), || async {
+        c.get(&node.admin_url("/readyz"))
+            .await
+            .map(|r| r.json()["status"] == "ready")
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(back, "{}", node.logs());
+}

@@ -1,6 +1,7 @@
 //! Keeping the gateway in step with the store, and the unauthenticated health and
 //! metrics endpoints.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -10,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tollgate_gateway::Gateway;
+use tollgate_model::Document;
 use tollgate_store::{Store, StoreError};
 
 use crate::AdminState;
@@ -24,8 +26,13 @@ pub enum SyncError {
 }
 
 /// Installs the store's configuration on the gateway if it is newer than what the
-/// gateway serves. Returns the revision now served.
-pub async fn sync_from_store(store: &Store, gateway: &Gateway) -> Result<i64, SyncError> {
+/// gateway serves, and keeps a copy in `snapshot` (when given) for a start without the
+/// store. Returns the revision now served.
+pub async fn sync_from_store(
+    store: &Store,
+    gateway: &Gateway,
+    snapshot: Option<&Path>,
+) -> Result<i64, SyncError> {
     let current = gateway.revision();
     if store.revision().await? == current && current != 0 {
         return Ok(current);
@@ -43,12 +50,45 @@ pub async fn sync_from_store(store: &Store, gateway: &Gateway) -> Result<i64, Sy
             revision,
             message: e.to_string(),
         })?;
+    if let Some(path) = snapshot
+        && let Err(e) = write_snapshot(path, revision, &doc)
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the configuration snapshot");
+    }
     Ok(revision)
+}
+
+/// Writes the served configuration (credentials as stored: hashed or sealed) to `path`,
+/// readable by the owner only, replacing the previous copy atomically.
+pub fn write_snapshot(path: &Path, revision: i64, doc: &Document) -> std::io::Result<()> {
+    let body = serde_json::to_vec(&json!({ "revision": revision, "document": doc }))?;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    std::io::Write::write_all(&mut file, &body)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The configuration a node last served, as [`write_snapshot`] kept it.
+pub fn read_snapshot(path: &Path) -> Result<(i64, Document), String> {
+    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    #[derive(serde::Deserialize)]
+    struct Snapshot {
+        revision: i64,
+        document: Document,
+    }
+    let s: Snapshot = serde_json::from_slice(&text)
+        .map_err(|e| format!("{}: not a configuration snapshot: {e}", path.display()))?;
+    Ok((s.revision, s.document))
 }
 
 /// Syncs after a write made through this node and marks the node loaded.
 pub(crate) async fn sync(state: &AdminState) -> Result<i64, ApiError> {
-    let revision = sync_from_store(&state.store, &state.gateway)
+    let revision = sync_from_store(&state.store, &state.gateway, state.snapshot.as_deref())
         .await
         .map_err(ApiError::internal)?;
     state.loaded.store(true, Ordering::Relaxed);
@@ -60,7 +100,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 pub async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
-    let store_ok = state.store.ping().await.is_ok();
+    // Answered within a second, whatever the store does: probes have short timeouts.
+    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok());
     let loaded = state.loaded.load(Ordering::Relaxed);
     // A node that lost its store keeps serving the configuration it has: it stays in
     // rotation, and says it is degraded (no changes, no new keys until the store returns).

@@ -38,13 +38,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
-pub use nodes::{FORGET_AFTER_SECS, HEARTBEAT_SECS};
 pub use alerts::{spawn_alerts, spawn_block_sync};
 pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
 pub use auth::{Role, generate_token, hash_token};
 pub use config::{ApplyOutcome, apply_config};
-pub use control::{SyncError, sync_from_store};
+pub use control::{SyncError, read_snapshot, sync_from_store, write_snapshot};
 pub use credit::spawn_credit_watch;
+pub use nodes::{FORGET_AFTER_SECS, HEARTBEAT_SECS};
 pub use notify::{deliver_due, signature, spawn_quota_notices, spawn_webhook_worker};
 pub use problem::ApiError;
 
@@ -57,6 +57,8 @@ pub struct AdminState {
     pub loaded: AtomicBool,
     /// One configuration change at a time on this node.
     pub(crate) apply_lock: tokio::sync::Mutex<()>,
+    /// Where the served configuration is kept for a start without the store.
+    pub snapshot: Option<std::path::PathBuf>,
 }
 
 impl AdminState {
@@ -64,6 +66,7 @@ impl AdminState {
         store: Arc<Store>,
         gateway: Arc<Gateway>,
         prometheus: Option<PrometheusHandle>,
+        snapshot: Option<std::path::PathBuf>,
     ) -> Arc<AdminState> {
         Arc::new(AdminState {
             store,
@@ -71,6 +74,7 @@ impl AdminState {
             prometheus,
             loaded: AtomicBool::new(false),
             apply_lock: tokio::sync::Mutex::new(()),
+            snapshot,
         })
     }
 }

@@ -133,6 +133,9 @@ impl Quotas {
     /// Without a store, quotas count in memory only.
     pub async fn attach(&self, store: Arc<dyn QuotaStore>) -> Result<(), String> {
         let cal = self.calendar_now(OffsetDateTime::now_utc());
+        // Attached even when loading fails (the store is down at start): counting goes
+        // on from what this node sees, and its counts are written once the store answers.
+        let _ = self.store.set(store.clone());
         let rows = store
             .load(vec![cal.day.to_string(), cal.month.to_string()])
             .await?;
@@ -148,7 +151,6 @@ impl Quotas {
                 c.base = c.base.max(used);
             }
         }
-        let _ = self.store.set(store);
         Ok(())
     }
 

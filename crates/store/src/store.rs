@@ -68,6 +68,9 @@ pub struct Store {
     /// Serialises writers inside this process; across processes the revision row lock
     /// (PostgreSQL) or the database write lock (SQLite) does.
     pub(crate) write: tokio::sync::Mutex<()>,
+    /// Migrations ran and the audit log is sealed; false only for a store opened with
+    /// [`Store::connect_lazy`] until [`Store::ensure_started`] succeeds.
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,13 +126,41 @@ impl Store {
     }
 
     async fn start(pool: Pool) -> Result<Store, StoreError> {
-        crate::migrate::run(&pool).await?;
         let store = Store {
             pool,
             write: tokio::sync::Mutex::new(()),
+            started: std::sync::atomic::AtomicBool::new(false),
         };
-        store.seal_unchained().await?;
+        store.ensure_started().await?;
         Ok(store)
+    }
+
+    /// A PostgreSQL store whose connections are made when first needed: a node whose
+    /// database is down at start serves its last configuration and reaches the database
+    /// once it answers. Call [`Store::ensure_started`] before relying on the schema.
+    pub fn connect_lazy(url: &str) -> Result<Store, StoreError> {
+        let opts = PgConnectOptions::from_str(url).context("reading the PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(opts);
+        Ok(Store {
+            pool: Pool::Postgres(pool),
+            write: tokio::sync::Mutex::new(()),
+            started: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Runs the migrations and seals the audit log, once.
+    pub async fn ensure_started(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        crate::migrate::run(&self.pool).await?;
+        self.seal_unchained().await?;
+        self.started.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

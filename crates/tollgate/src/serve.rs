@@ -311,9 +311,27 @@ async fn serve(
     if let Some(e) = extras.as_mut() {
         std::mem::replace(&mut e.start, Box::new(|| {}))();
     }
-    let store = Arc::new(open_store(&args).await?);
+    // The configuration this node last served, kept for a start without the store.
+    let snapshot_file = data_dir(&args).join("snapshot.json");
+    let (store, degraded) = match (open_store(&args).await, &args.database) {
+        (Ok(store), _) => (store, false),
+        (Err(Failure::Runtime(e)), Some(url)) if snapshot_file.is_file() => {
+            tracing::warn!(error = %e, snapshot = %snapshot_file.display(),
+                "the store is unreachable: serving the last configuration this node kept until it answers");
+            let store = Store::connect_lazy(url)
+                .map_err(|e| Failure::Invalid(format!("--database: {e}")))?;
+            (store, true)
+        }
+        (Err(e), _) => return Err(e),
+    };
+    let store = Arc::new(store);
     let fresh = extras.as_ref().is_some_and(|e| e.fresh_token);
-    let made_token = bootstrap_token(&store, fresh).await?;
+    // Without the store there is no token to make; the admin API answers once it returns.
+    let made_token = if degraded {
+        None
+    } else {
+        bootstrap_token(&store, fresh).await?
+    };
     if let (Some(token), false) = (&made_token, fresh) {
         println!("Admin API token (shown once, stored hashed): {token}");
     }
@@ -333,12 +351,17 @@ async fn serve(
         let _ = gateway.limits.redis.set(redis);
         tracing::info!(node = %node_id, "cluster limits in Redis");
     }
-    gateway
+    if let Err(e) = gateway
         .limits
         .quotas
         .attach(Arc::new(QuotaCounters(store.clone())))
         .await
-        .map_err(|e| Failure::Runtime(format!("cannot load quota counters: {e}")))?;
+    {
+        if !degraded {
+            return Err(Failure::Runtime(format!("cannot load quota counters: {e}")));
+        }
+        tracing::warn!(error = %e, "quotas count from zero on this node until the store answers");
+    }
     let quota_flusher = gateway.limits.quotas.spawn_flusher(QUOTA_FLUSH);
     // Usage rows are keyed by a process id: a restarted node never overwrites its old rows.
     let meter_node = format!("{node}-{:016x}", fastrand::u64(..));
@@ -381,7 +404,12 @@ async fn serve(
             ))
         })?;
     let insight_flusher = gateway.insight.spawn_flusher(INSIGHT_FLUSH);
-    let state = AdminState::new(store.clone(), gateway.clone(), Some(prometheus.clone()));
+    let state = AdminState::new(
+        store.clone(),
+        gateway.clone(),
+        Some(prometheus.clone()),
+        Some(snapshot_file.clone()),
+    );
     let quota_notices = gateway
         .limits
         .notices
@@ -395,13 +423,31 @@ async fn serve(
         .subscribe_alerts()
         .map(|rx| tollgate_admin::spawn_alerts(state.clone(), node.to_string(), rx));
     let block_sync = tollgate_admin::spawn_block_sync(state.clone());
-    sync_from_store(&store, &gateway)
-        .await
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    if degraded {
+        let (revision, doc) =
+            tollgate_admin::read_snapshot(&snapshot_file).map_err(Failure::Runtime)?;
+        gateway.install(&doc, revision).map_err(|e| {
+            Failure::Runtime(format!("the configuration snapshot cannot be served: {e}"))
+        })?;
+        metrics::gauge!("tollgate_store_up").set(0.0);
+        tracing::warn!(revision, "serving the configuration snapshot");
+    } else {
+        std::fs::create_dir_all(data_dir(&args))
+            .map_err(|e| Failure::Runtime(format!("cannot create the data directory: {e}")))?;
+        sync_from_store(&store, &gateway, Some(&snapshot_file))
+            .await
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+    }
+    if degraded && (file_config.is_some() || extras.is_some()) {
+        tracing::warn!(
+            "--config is not applied while the store is unreachable; apply it once the store answers"
+        );
+    }
     let startup_docs = file_config
         .into_iter()
         .map(|d| (d, "config-file"))
-        .chain(extras.as_ref().map(|e| (e.config.clone(), "demo")));
+        .chain(extras.as_ref().map(|e| (e.config.clone(), "demo")))
+        .filter(|_| !degraded);
     for (doc, actor) in startup_docs {
         let outcome =
             tollgate_admin::apply_config(&state, &doc, false, &tollgate_store::Actor::local(actor))
@@ -456,6 +502,7 @@ async fn serve(
         gateway.clone(),
         prometheus,
         node.to_string(),
+        snapshot_file,
         stop_rx.clone(),
     );
 
@@ -639,6 +686,7 @@ fn spawn_background(
     gateway: Arc<Gateway>,
     prometheus: PrometheusHandle,
     node: String,
+    snapshot: PathBuf,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let unix_now = || {
@@ -656,7 +704,12 @@ fn spawn_background(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let store_up = match sync_from_store(&store, &gateway).await {
+            // A store opened while it was down gets its migrations once it answers.
+            let synced = match store.ensure_started().await {
+                Ok(()) => sync_from_store(&store, &gateway, Some(&snapshot)).await,
+                Err(e) => Err(tollgate_admin::SyncError::Store(e)),
+            };
+            let store_up = match synced {
                 Ok(_) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");

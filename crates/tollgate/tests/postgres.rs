@@ -290,3 +290,66 @@ async fn a_node_that_loses_postgres_keeps_serving_and_says_it_is_degraded() {
     .await;
     assert!(back, "{}", node.logs());
 }
+
+#[tokio::test]
+async fn a_node_restarted_while_postgres_is_down_serves_its_snapshot() {
+    let Some(url) = schema_url("snapshot") else {
+        return;
+    };
+    let relay_addr = tollgate_testkit::free_addr().unwrap();
+    let mut relay = Relay::start(relay_addr).await;
+    let relayed = url.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
+    let m = MockUpstream::start("svc").await;
+    let data = tempfile::tempdir().unwrap();
+    let token = "pg-snapshot-token-0123456789";
+    let options = || {
+        NodeOptions::new()
+            .arg("--database")
+            .arg(&relayed)
+            .data_dir(data.path())
+            .env("TOLLGATE_ADMIN_TOKEN", token)
+    };
+    let mut first = start_with(options().config(config(
+        &[upstream("svc", &[m.url()], "")],
+        &[api("x", "svc", &["{ path: /one }"])],
+    )))
+    .await;
+    let c = Client::new();
+    assert_eq!(c.get(&first.proxy_url("/one")).await.unwrap().status, 200);
+    let snapshot = data.path().join("snapshot.json");
+    assert!(snapshot.is_file(), "{}", first.logs());
+    first.kill();
+    drop(first);
+
+    // The database is gone; the node starts on what it kept, and serves.
+    relay.cut();
+    let second = start_with(options()).await;
+    let ready = c.get(&second.admin_url("/readyz")).await.unwrap();
+    assert_eq!(ready.status, 200, "{}", second.logs());
+    assert_eq!(ready.json()["status"], "degraded", "{}", ready.text());
+    for _ in 0..20 {
+        let r = c.get(&second.proxy_url("/one")).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert!(second.logs().contains("serving the configuration snapshot"));
+
+    // The database returns: the node catches up and takes changes again.
+    let _relay = Relay::start(relay_addr).await;
+    let back = wait_until(Duration::from_secs(15), || async {
+        c.get(&second.admin_url("/readyz"))
+            .await
+            .map(|r| r.json()["status"] == "ready")
+            .unwrap_or(false)
+    })
+    .await;
+    assert!(back, "{}", second.logs());
+    let change = config(
+        &[upstream("svc", &[m.url()], "")],
+        &[api("x", "svc", &["{ path: /one }", "{ path: /two }"])],
+    );
+    let r = tollgate_testkit::admin_put_yaml(&second, &change)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(c.get(&second.proxy_url("/two")).await.unwrap().status, 200);
+}

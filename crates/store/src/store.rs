@@ -295,6 +295,67 @@ impl Store {
             tx.commit().await.context("committing a change")?;
             Ok(revision)
         })
+        .inspect(|revision| self.announce(*revision))
+    }
+
+    /// Tells every node listening on PostgreSQL that the configuration changed (they
+    /// also poll, so a lost notification only delays a change by up to a second).
+    fn announce(&self, revision: i64) {
+        if let Pool::Postgres(p) = &self.pool {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let sent = sqlx::query("SELECT pg_notify('tollgate_config', $1)")
+                    .bind(revision.to_string())
+                    .execute(&p)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "cannot announce a configuration change");
+                }
+            });
+        }
+    }
+
+    /// Wakes the receiver whenever any node commits a configuration change (PostgreSQL
+    /// `LISTEN tollgate_config`; the listener reconnects by itself). `None` on SQLite, where
+    /// one node owns the database.
+    pub fn listen_changes(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return None;
+        };
+        let pool = pool.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    l.listen("tollgate_config").await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                let mut listener = match listener.await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot listen for configuration changes; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                loop {
+                    match listener.recv().await {
+                        // A full channel already holds a wake-up: changes coalesce.
+                        Ok(_) => match tx.try_send(()) {
+                            Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return,
+                            _ => {}
+                        },
+                        Err(e) => {
+                            tracing::debug!(error = %e, "configuration change listener lost; reconnecting");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Some(rx)
     }
 
     /// Change log rows after `since`, oldest first, at most `limit`.

@@ -699,10 +699,19 @@ fn spawn_background(
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u64;
+        // On PostgreSQL a change made on any node wakes this loop at once.
+        let mut changes = store.listen_changes();
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
+            let notified = tokio::select! {
+                _ = tick.tick() => false,
+                Some(()) = async { match changes.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => true,
                 _ = stop.changed() => return,
+            };
+            if notified {
+                if let Err(e) = sync_from_store(&store, &gateway, Some(&snapshot)).await {
+                    tracing::warn!(error = %e, "cannot take the announced configuration change; retrying within a second");
+                }
+                continue;
             }
             // A store opened while it was down gets its migrations once it answers.
             let synced = match store.ensure_started().await {

@@ -78,6 +78,7 @@ async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
+    let applied = std::time::Instant::now();
     let seen = wait_until(Duration::from_secs(5), || async {
         c.get(&second.proxy_url("/two"))
             .await
@@ -85,11 +86,15 @@ async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
             .unwrap_or(false)
     })
     .await;
+    let took = applied.elapsed();
     assert!(
         seen,
         "the second node never served the change\n{}",
         second.logs()
     );
+    // Announced with NOTIFY: well within the second that polling alone would take.
+    eprintln!("the second node served the change {took:?} after it was applied");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     let exported = second
         .admin_get("/api/config?format=json")
         .await

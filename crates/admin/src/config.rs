@@ -1,8 +1,8 @@
 //! `GET /api/config` (export) and `PUT /api/config` (apply a declarative document), and
 //! the one write path every change goes through: [`apply_document`].
 
-use tollgate_store::Actor;
 use std::sync::Arc;
+use tollgate_store::Actor;
 
 use crate::problem::Query;
 use axum::Json;
@@ -67,7 +67,11 @@ pub(crate) async fn apply_document(
         time::OffsetDateTime::now_utc(),
     )
     .map_err(|e| ApiError::invalid(source.cloned().unwrap_or_default().locate_all(e)))?;
-    let errors = validate(&doc);
+    let mut errors = validate(&doc);
+    if errors.is_empty() {
+        // Governance: a version this change publishes must pass the rules at `error`.
+        errors = tollgate_lint::publish_check(&current_document(&current)?, &doc);
+    }
     if !errors.is_empty() {
         return Err(ApiError::invalid(
             source.cloned().unwrap_or_default().locate_all(errors),

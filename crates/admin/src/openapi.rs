@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    alerts, analytics, audit, auth, nodes, cache, collections, config, credit, export, identities,
-    invoices, lifecycle, notify, pricing, subscriptions, usage,
+    alerts, analytics, audit, auth, cache, collections, config, credit, export, identities,
+    invoices, lifecycle, nodes, notify, pricing, subscriptions, usage,
 };
 
 #[derive(OpenApi)]

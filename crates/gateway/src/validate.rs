@@ -165,7 +165,7 @@ impl Spec {
                 for method in METHODS {
                     let Some(op) = item.get(method) else { continue };
                     let at = format!("{at}.{method}");
-                    let op = cx.operation(&shared, op, &at)?;
+                    let op = cx.operation(shared, op, &at)?;
                     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
                         .map_err(|e| e.to_string())?;
                     operations.push((method, op));

@@ -37,6 +37,21 @@ pub struct Document {
     pub webhooks: Vec<crate::webhook::Webhook>,
     #[serde(default, skip_serializing_if = "is_default")]
     pub settings: Settings,
+    /// How the governance rules judge this configuration and the versions it publishes
+    /// (`tollgate lint`, the publish-time check; docs/governance.md).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub governance: Governance,
+}
+
+/// Governance settings: changes to the built-in lint rules.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governance {
+    /// Rule id → a severity (`error`, `warn`, `info`, `hint`, `off`), or a rule definition:
+    /// the fields replacing those of the built-in rule of that id, or a whole new rule.
+    /// A rule at `error` blocks publishing a version it finds something in.
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub rules: indexmap::IndexMap<String, serde_json::Value>,
 }
 
 /// Node-wide gateway settings.
@@ -370,6 +385,9 @@ impl Document {
         }
         if self.settings == Settings::default() {
             out.settings = stored.settings.clone();
+        }
+        if self.governance == Governance::default() {
+            out.governance = stored.governance.clone();
         }
         let mine = crate::entity::policy_names(&self.policies);
         for (name, p) in crate::entity::policy_names(&stored.policies)

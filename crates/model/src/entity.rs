@@ -26,6 +26,7 @@ pub enum EntityKind {
     Product,
     Subscription,
     Webhook,
+    Governance,
 }
 
 impl EntityKind {
@@ -42,6 +43,7 @@ impl EntityKind {
             EntityKind::Product => "product",
             EntityKind::Subscription => "subscription",
             EntityKind::Webhook => "webhook",
+            EntityKind::Governance => "governance",
         }
     }
 
@@ -58,6 +60,7 @@ impl EntityKind {
             "product" => EntityKind::Product,
             "subscription" => EntityKind::Subscription,
             "webhook" => EntityKind::Webhook,
+            "governance" => EntityKind::Governance,
             _ => return None,
         })
     }
@@ -240,6 +243,12 @@ impl EntitySet {
         for w in &doc.webhooks {
             set.insert(EntityKey::new(EntityKind::Webhook, &w.name), to_value(w));
         }
+        if doc.governance != crate::document::Governance::default() {
+            set.insert(
+                EntityKey::new(EntityKind::Governance, "governance"),
+                to_value(&doc.governance),
+            );
+        }
         EntitySet(set)
     }
 
@@ -287,6 +296,9 @@ impl EntitySet {
                 EntityKind::Webhook => doc
                     .webhooks
                     .push(crate::webhook::Webhook::deserialize(body).map_err(bad)?),
+                EntityKind::Governance => {
+                    doc.governance = crate::document::Governance::deserialize(body).map_err(bad)?
+                }
             }
         }
         for api in &mut doc.apis {

@@ -351,6 +351,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     }
     product::check_products(doc, &mut errs);
     product::check_webhooks(doc, &mut errs);
+    check_governance(&doc.governance, &mut errs);
     check_tls(doc, &mut errs);
     errs.0
 }
@@ -566,12 +567,15 @@ fn check_policy(policy: &Policy, path: &str, scope: &Scope<'_>, errs: &mut Error
                 );
             }
         }
-        Policy::RequestTransform(t) => {
         Policy::Validate(v) => {
             if v.max_body.0 == 0 {
-                errs.push(format!("{path}.validate.max_body"), "max_body must be above 0");
+                errs.push(
+                    format!("{path}.validate.max_body"),
+                    "max_body must be above 0",
+                );
             }
         }
+        Policy::RequestTransform(t) => {
             check_transform(t, &format!("{path}.request_transform"), true, scope, errs)
         }
         Policy::ResponseTransform(t) => {
@@ -953,6 +957,42 @@ fn check_access_log(log: &crate::document::AccessLogConfig, path: &str, errs: &m
                 format!("{path}.mask_fields[{j}]"),
                 "a field name of 1 to 200 characters",
             );
+        }
+    }
+}
+
+/// Governance rule changes: a known id form, and a severity or a rule definition. The
+/// definitions themselves (paths, functions, options) are checked by the lint crate when
+/// the configuration is applied or linted.
+fn check_governance(g: &crate::document::Governance, errs: &mut Errors) {
+    const SEVERITIES: &[&str] = &["error", "warn", "info", "hint", "off"];
+    for (id, value) in &g.rules {
+        let path = format!("governance.rules.{id}");
+        let id_ok = !id.is_empty()
+            && id.len() <= 100
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !id_ok {
+            errs.push(
+                &path,
+                format!("`{id}` is not a rule id (letters, digits, `-`, `_`, `.`; at most 100)"),
+            );
+        }
+        match value {
+            serde_json::Value::String(s) if SEVERITIES.contains(&s.as_str()) => {}
+            serde_json::Value::String(s) => errs.push(
+                path,
+                format!("unknown severity `{s}`: use {}", SEVERITIES.join(", ")),
+            ),
+            serde_json::Value::Object(_) => {}
+            _ => errs.push(
+                path,
+                format!(
+                    "expected a severity ({}) or a rule definition",
+                    SEVERITIES.join(", ")
+                ),
+            ),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! [`Report::unsupported`], and the caller decides whether a partial import is acceptable
 //! (the CLI refuses it unless asked).
 
+pub mod aws;
+pub mod kong;
 pub mod openapi;
 
 use std::fmt;
@@ -21,6 +23,9 @@ pub struct Report {
     pub unsupported: Vec<Finding>,
     /// Choices the importer made that the user should know about (not a loss).
     pub notes: Vec<Finding>,
+    /// Entities read from the input, by kind (`services`, `routes`, …), for importers that
+    /// report them (Kong).
+    pub read: Vec<(&'static str, usize)>,
 }
 
 /// One element of the input, by its place there, and what became of it.
@@ -43,6 +48,27 @@ impl Report {
             Some((_, c)) => *c += n,
             None => self.counts.push((kind, n)),
         }
+    }
+
+    fn record_read(&mut self, kind: &'static str, n: usize) {
+        self.read.push((kind, n));
+    }
+
+    /// How many of `kind` were read (see [`Report::read`]).
+    pub fn read_of(&self, kind: &str) -> usize {
+        self.read
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// One line of what was read: `236 services, 286 routes, …` (empty when not reported).
+    pub fn read_summary(&self) -> String {
+        self.read
+            .iter()
+            .map(|(k, n)| format!("{n} {}", if *n == 1 { singular(k) } else { k }))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// How many of `kind` were made.
@@ -132,95 +158,10 @@ fn checked(document: serde_json::Value, report: Report) -> Result<Imported, Impo
     Ok(Imported { document, report })
 }
 
-/// Parses YAML (or JSON) into a JSON value. Map keys that are numbers or booleans (`200:`)
-/// become strings, and integers beyond 64 bits (`-9223372036854776000`) become floats
-/// instead of failing the whole document.
+/// Parses YAML (or JSON) into a JSON value leniently (see [`tollgate_model::lenient`]:
+/// numeric map keys, integers beyond 64 bits and YAML tags do not fail the document).
 pub fn parse(text: &str) -> Result<serde_json::Value, ImportError> {
-    let Lenient(v) =
-        yaml_serde::from_str(text).map_err(|e| ImportError(format!("not YAML or JSON: {e}")))?;
-    Ok(v)
-}
-
-/// A JSON value read leniently (see [`parse`]).
-struct Lenient(serde_json::Value);
-
-impl<'de> serde::Deserialize<'de> for Lenient {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LenientVisitor).map(Lenient)
-    }
-}
-
-struct LenientVisitor;
-
-impl<'de> serde::de::Visitor<'de> for LenientVisitor {
-    type Value = serde_json::Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(serde_json::Value::Null)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-    fn visit_i128<E>(self, v: i128) -> Result<Self::Value, E> {
-        Ok(float(v as f64))
-    }
-    fn visit_u128<E>(self, v: u128) -> Result<Self::Value, E> {
-        Ok(float(v as f64))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(float(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(v.into())
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Lenient(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(serde_json::Value::Array(out))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        while let Some(Lenient(k)) = map.next_key()? {
-            let key = match k {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => "null".to_string(),
-                other => other.to_string(),
-            };
-            let Lenient(v) = map.next_value()?;
-            out.insert(key, v);
-        }
-        Ok(serde_json::Value::Object(out))
-    }
-    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        // A YAML `!tag value`: the value, without its tag.
-        use serde::de::VariantAccess;
-        let (_tag, variant): (Lenient, _) = data.variant()?;
-        variant.newtype_variant::<Lenient>().map(|Lenient(v)| v)
-    }
-}
-
-fn float(v: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    tollgate_model::lenient::parse(text).map_err(|e| ImportError(format!("not YAML or JSON: {e}")))
 }
 
 /// A slug from free text: lower case letters and digits, runs of anything else as one `-`.

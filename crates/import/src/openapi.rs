@@ -9,6 +9,10 @@
 //!   → `basic_auth`, `mutualTLS` → `mtls`. Bearer tokens, OAuth2 and OpenID Connect need
 //!   key material the document does not hold: they are reported as unsupported.
 //! - The document itself is kept as the version's `spec` (for the portal and validation).
+//!
+//! Dialects of OpenAPI (AWS API Gateway exports, [`crate::aws`]) reuse the mapping in
+//! pieces: [`Source`] reads the document, [`Source::operations`] makes the routes while a
+//! [`Dialect`] adds what its extensions say, and [`Source::api`] makes the API version.
 
 use serde_json::{Map, Value, json};
 
@@ -24,227 +28,433 @@ pub struct Options {
     pub name: Option<String>,
 }
 
-const METHODS: &[&str] = &[
+/// The keys of a path item that hold operations, one HTTP method each.
+pub(crate) const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
 /// Reads `text` (YAML or JSON) as an OpenAPI document and maps it.
 pub fn import(text: &str, opts: &Options) -> Result<Imported, ImportError> {
     let doc = crate::parse(text)?;
-    let Some(root) = doc.as_object() else {
-        return Err(ImportError(
-            "not an OpenAPI document: the top level is not a map".into(),
-        ));
-    };
-    // Unquoted, `swagger: 2.0` and `openapi: 3.1` are numbers.
-    let text_of = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => n.as_f64().map(|f| format!("{f:?}")),
-        _ => None,
-    };
-    let (swagger, openapi) = (text_of(root.get("swagger")), text_of(root.get("openapi")));
-    let swagger2 = match (root.get("swagger"), root.get("openapi")) {
-        (Some(_), _) if swagger.as_deref() == Some("2.0") => true,
-        (_, Some(_))
-            if openapi
-                .as_deref()
-                .is_some_and(|v| v.starts_with("3.0") || v.starts_with("3.1")) =>
-        {
-            false
-        }
-        (Some(v), _) => {
-            return Err(ImportError(format!(
-                "swagger {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
-            )));
-        }
-        (_, Some(v)) => {
-            return Err(ImportError(format!(
-                "openapi {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
-            )));
-        }
-        _ => {
-            return Err(ImportError(
-                "not an OpenAPI document: neither `openapi` nor `swagger` is set".into(),
-            ));
-        }
-    };
+    let source = Source::read(&doc)?;
     let mut report = Report::default();
-    let info = root.get("info").and_then(Value::as_object);
-    let title = info
-        .and_then(|i| i.get("title"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = match &opts.name {
-        Some(n) => n.clone(),
-        None => slug(title, "api"),
-    };
-    let version = version_name(&match info.and_then(|i| i.get("version")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => String::new(),
-    });
-
-    let (origin, prefix) = server(root, swagger2, opts, &mut report)?;
-    let schemes = if swagger2 {
-        root.get("securityDefinitions")
-    } else {
-        root.get("components")
-            .and_then(|c| c.get("securitySchemes"))
-    }
-    .and_then(Value::as_object)
-    .cloned()
-    .unwrap_or_default();
-    let schemes_at = if swagger2 {
-        "securityDefinitions"
-    } else {
-        "components.securitySchemes"
-    };
-
-    let mut routes = Vec::new();
-    let mut policies = 0;
-    // Operations that require a credential no policy could be made for.
-    let mut unguarded = Vec::new();
-    let paths = root.get("paths").and_then(Value::as_object);
-    for (path, item) in paths.into_iter().flatten() {
-        if path.starts_with("x-") {
-            continue;
-        }
-        let at = format!("paths.{path}");
-        let Some(item) = item.as_object() else {
-            report.unsupported(&at, "a path item that is not a map");
-            continue;
-        };
-        if item.contains_key("$ref") {
-            report.unsupported(&at, "path items by `$ref` are not followed");
-            continue;
-        }
-        for key in item.keys() {
-            let known = METHODS.contains(&key.as_str())
-                || matches!(
-                    key.as_str(),
-                    "parameters" | "summary" | "description" | "servers"
-                )
-                || key.starts_with("x-");
-            if !known {
-                report.unsupported(format!("{at}.{key}"), "not an operation Tollgate can route");
-            }
-        }
-        if item.contains_key("servers") {
-            report.unsupported(
-                format!("{at}.servers"),
-                "per-path servers: every route goes to the one upstream",
-            );
-        }
-        let Some(pattern) = route_path(&prefix, path, &at, &mut report) else {
-            continue;
-        };
-        for method in METHODS {
-            let Some(op) = item.get(*method).and_then(Value::as_object) else {
-                continue;
-            };
-            let op_at = format!("{at}.{method}");
-            if op.contains_key("servers") {
-                report.unsupported(
-                    format!("{op_at}.servers"),
-                    "per-operation servers: every route goes to the one upstream",
-                );
-            }
-            if op.contains_key("callbacks") {
-                report.unsupported(
-                    format!("{op_at}.callbacks"),
-                    "callbacks are calls from the API to its clients; a gateway does not make them",
-                );
-            }
-            let requirements = op
-                .get("security")
-                .map(|s| (s, format!("{op_at}.security")))
-                .or_else(|| root.get("security").map(|s| (s, "security".to_string())));
-            let auth = match &requirements {
-                Some((reqs, req_at)) => security(reqs, req_at, &schemes, schemes_at, &mut report),
-                None => Vec::new(),
-            };
-            let required = requirements.is_some_and(|(reqs, _)| {
-                reqs.as_array().is_some_and(|alternatives| {
-                    !alternatives.is_empty()
-                        && alternatives
-                            .iter()
-                            .all(|a| a.as_object().is_some_and(|m| !m.is_empty()))
-                })
-            });
-            if required && auth.is_empty() {
-                unguarded.push(format!("{} {path}", method.to_ascii_uppercase()));
-            }
-            policies += auth.len();
-            let mut route = Map::new();
-            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
-                route.insert("name".into(), json!(id));
-            }
-            route.insert("path".into(), json!(pattern));
-            route.insert("methods".into(), json!([method.to_ascii_uppercase()]));
-            if !auth.is_empty() {
-                route.insert("policies".into(), Value::Array(auth));
-            }
-            routes.push(Value::Object(route));
-        }
-    }
-    if let Some(hooks) = root.get("webhooks").and_then(Value::as_object) {
-        for hook in hooks.keys() {
-            report.unsupported(
-                format!("webhooks.{hook}"),
-                "webhooks are calls from the API to its clients; a gateway does not make them",
-            );
-        }
-    }
-    if routes.is_empty() {
-        report.note("paths", "no operations: the version has no routes");
-    }
-
-    let upstream = format!("{name}-upstream");
-    report.count("upstreams", 1);
-    report.count("apis", 1);
-    report.count("versions", 1);
-    report.count("routes", routes.len());
-    report.count("policies", policies);
-    let mut version_map = Map::new();
-    version_map.insert("version".into(), json!(version));
-    if !unguarded.is_empty() {
-        // Served as imported, these operations would be open to anyone.
-        version_map.insert("status".into(), json!("draft"));
-        report.note(
-            "security",
-            format!(
-                "the version is imported as a draft (not served): {} operation(s) require authentication that could not be mapped ({}{}); add the policies, then publish it",
-                unguarded.len(),
-                unguarded.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
-                if unguarded.len() > 3 { ", …" } else { "" }
-            ),
-        );
-    }
-    version_map.insert("upstream".into(), json!(upstream));
-    version_map.insert("spec".into(), json!(text));
-    version_map.insert("routes".into(), Value::Array(routes));
-    let mut api = Map::new();
-    api.insert("name".into(), json!(name));
-    if !title.is_empty() {
-        api.insert("title".into(), json!(title));
-    }
-    if let Some(d) = info
-        .and_then(|i| i.get("description"))
-        .and_then(Value::as_str)
-    {
-        api.insert("description".into(), json!(d));
-    }
-    api.insert("versions".into(), json!([Value::Object(version_map)]));
+    let (origin, prefix) = server(source.root, source.swagger2, opts, &mut report)?;
+    let operations = source.operations(&prefix, &mut Plain, &mut report);
+    operations.count(&mut report);
+    let upstream = format!("{}-upstream", source.name(opts));
+    let api = source.api(text, opts, &upstream, operations, Vec::new(), &mut report);
     let document = json!({
         "format_version": 1,
         "upstreams": [{ "name": upstream, "targets": [{ "url": origin }] }],
-        "apis": [Value::Object(api)],
+        "apis": [api],
     });
     checked(document, report)
 }
 
+/// What a dialect of OpenAPI adds to the mapping of each operation. Every method has a
+/// default that leaves the plain OpenAPI reading unchanged.
+pub(crate) trait Dialect {
+    /// A path item key that holds one operation for every method the item does not define
+    /// itself (AWS's `x-amazon-apigateway-any-method`).
+    fn any_method_key(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The route pattern of a path template, when the dialect reads templates its own way
+    /// (`Some(None)`: reported, not routed).
+    fn route_path(
+        &mut self,
+        _prefix: &str,
+        _path: &str,
+        _at: &str,
+        _report: &mut Report,
+    ) -> Option<Option<String>> {
+        None
+    }
+
+    /// The authentication of an operation, when the dialect reads security its own way.
+    fn security(
+        &mut self,
+        _op: &Operation<'_>,
+        _schemes: &Schemes,
+        _report: &mut Report,
+    ) -> Option<Auth> {
+        None
+    }
+
+    /// Completes the route made for an operation (its upstream path, more policies).
+    fn route(
+        &mut self,
+        _op: &Operation<'_>,
+        _route: &mut Map<String, Value>,
+        _report: &mut Report,
+    ) {
+    }
+}
+
+/// Plain OpenAPI: no extensions.
+struct Plain;
+
+impl Dialect for Plain {}
+
+/// One operation, as the mapping meets it.
+pub(crate) struct Operation<'a> {
+    /// The path template as the document writes it (`/pets/{petId}`).
+    pub path: &'a str,
+    /// The methods its route allows.
+    pub methods: Vec<String>,
+    pub op: &'a Map<String, Value>,
+    /// Its place in the document (`paths./pets.get`).
+    pub at: String,
+    /// Its security requirements (its own or the document's) and their place.
+    pub requirements: Option<(&'a Value, String)>,
+}
+
+/// The document's security schemes and where they are.
+pub(crate) struct Schemes {
+    pub map: Map<String, Value>,
+    /// `securityDefinitions` (2.0) or `components.securitySchemes` (3.x).
+    pub at: &'static str,
+}
+
+impl Schemes {
+    /// The place of the scheme `name` in the document.
+    pub fn at(&self, name: &str) -> String {
+        format!("{}.{name}", self.at)
+    }
+}
+
+/// The authentication policies of a route, and whether the operation requires a
+/// credential that none of them checks.
+pub(crate) struct Auth {
+    pub policies: Vec<Value>,
+    pub unguarded: bool,
+}
+
+/// The routes made for a document's operations.
+pub(crate) struct Operations {
+    pub routes: Vec<Value>,
+    /// The operations (`GET /pets`) that require authentication no policy could be made for.
+    pub unguarded: Vec<String>,
+}
+
+impl Operations {
+    /// Policies on the routes.
+    pub fn policies(&self) -> usize {
+        self.routes
+            .iter()
+            .filter_map(|r| r.get("policies").and_then(Value::as_array))
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Counts one upstream, the API, its version, the routes and their policies.
+    pub fn count(&self, report: &mut Report) {
+        report.count("upstreams", 1);
+        report.count("apis", 1);
+        report.count("versions", 1);
+        report.count("routes", self.routes.len());
+        report.count("policies", self.policies());
+    }
+}
+
+/// An OpenAPI document of a version this importer reads.
+pub(crate) struct Source<'a> {
+    pub root: &'a Map<String, Value>,
+    /// 2.0 (`swagger`), else 3.0 or 3.1.
+    pub swagger2: bool,
+}
+
+impl<'a> Source<'a> {
+    /// Checks that `doc` is an OpenAPI document of a version this importer reads.
+    pub fn read(doc: &'a Value) -> Result<Source<'a>, ImportError> {
+        let Some(root) = doc.as_object() else {
+            return Err(ImportError(
+                "not an OpenAPI document: the top level is not a map".into(),
+            ));
+        };
+        // Unquoted, `swagger: 2.0` and `openapi: 3.1` are numbers.
+        let text_of = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => n.as_f64().map(|f| format!("{f:?}")),
+            _ => None,
+        };
+        let (swagger, openapi) = (text_of(root.get("swagger")), text_of(root.get("openapi")));
+        let swagger2 = match (root.get("swagger"), root.get("openapi")) {
+            (Some(_), _) if swagger.as_deref() == Some("2.0") => true,
+            (_, Some(_))
+                if openapi
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("3.0") || v.starts_with("3.1")) =>
+            {
+                false
+            }
+            (Some(v), _) => {
+                return Err(ImportError(format!(
+                    "swagger {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
+                )));
+            }
+            (_, Some(v)) => {
+                return Err(ImportError(format!(
+                    "openapi {v} is not supported: OpenAPI 2.0, 3.0 and 3.1 are"
+                )));
+            }
+            _ => {
+                return Err(ImportError(
+                    "not an OpenAPI document: neither `openapi` nor `swagger` is set".into(),
+                ));
+            }
+        };
+        Ok(Source { root, swagger2 })
+    }
+
+    fn info(&self, key: &str) -> Option<&'a Value> {
+        self.root.get("info").and_then(|i| i.get(key))
+    }
+
+    /// `info.title`, or empty.
+    pub fn title(&self) -> &'a str {
+        self.info("title").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The API's name: `--name`, else a slug of the title.
+    pub fn name(&self, opts: &Options) -> String {
+        match &opts.name {
+            Some(n) => n.clone(),
+            None => slug(self.title(), "api"),
+        }
+    }
+
+    /// The version's name, from `info.version`.
+    pub fn version(&self) -> String {
+        version_name(&match self.info("version") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        })
+    }
+
+    /// The path every route starts with: the first server's (or 2.0 `basePath`).
+    pub fn base_path(&self) -> String {
+        document_base_path(self.root, self.swagger2)
+    }
+
+    /// The security schemes.
+    pub fn schemes(&self) -> Schemes {
+        let (map, at) = if self.swagger2 {
+            (self.root.get("securityDefinitions"), "securityDefinitions")
+        } else {
+            (
+                self.root
+                    .get("components")
+                    .and_then(|c| c.get("securitySchemes")),
+                "components.securitySchemes",
+            )
+        };
+        Schemes {
+            map: map.and_then(Value::as_object).cloned().unwrap_or_default(),
+            at,
+        }
+    }
+
+    /// A route for every operation, under `prefix`.
+    pub fn operations(
+        &self,
+        prefix: &str,
+        dialect: &mut dyn Dialect,
+        report: &mut Report,
+    ) -> Operations {
+        let root = self.root;
+        let schemes = self.schemes();
+        let any_key = dialect.any_method_key();
+        let mut routes = Vec::new();
+        // Operations that require a credential no policy could be made for.
+        let mut unguarded = Vec::new();
+        let paths = root.get("paths").and_then(Value::as_object);
+        for (path, item) in paths.into_iter().flatten() {
+            if path.starts_with("x-") {
+                continue;
+            }
+            let at = format!("paths.{path}");
+            let Some(item) = item.as_object() else {
+                report.unsupported(&at, "a path item that is not a map");
+                continue;
+            };
+            if item.contains_key("$ref") {
+                report.unsupported(&at, "path items by `$ref` are not followed");
+                continue;
+            }
+            for key in item.keys() {
+                let known = METHODS.contains(&key.as_str())
+                    || matches!(
+                        key.as_str(),
+                        "parameters" | "summary" | "description" | "servers"
+                    )
+                    || key.starts_with("x-");
+                if !known {
+                    report
+                        .unsupported(format!("{at}.{key}"), "not an operation Tollgate can route");
+                }
+            }
+            if item.contains_key("servers") {
+                report.unsupported(
+                    format!("{at}.servers"),
+                    "per-path servers: every route goes to the one upstream",
+                );
+            }
+            let pattern = match dialect.route_path(prefix, path, &at, report) {
+                Some(p) => p,
+                None => route_path(prefix, path, &at, report),
+            };
+            let Some(pattern) = pattern else {
+                continue;
+            };
+            // The item's operations, each with the methods its route allows.
+            let mut keyed: Vec<(&str, Vec<String>)> = METHODS
+                .iter()
+                .filter(|m| item.contains_key(**m))
+                .map(|m| (*m, vec![m.to_ascii_uppercase()]))
+                .collect();
+            if let Some(any) = any_key.filter(|k| item.contains_key(*k)) {
+                let rest = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+                    .iter()
+                    .filter(|m| !item.contains_key(&m.to_ascii_lowercase()))
+                    .map(|m| m.to_string())
+                    .collect();
+                keyed.push((any, rest));
+            }
+            for (key, methods) in keyed {
+                let Some(op) = item.get(key).and_then(Value::as_object) else {
+                    continue;
+                };
+                let op_at = format!("{at}.{key}");
+                if op.contains_key("servers") {
+                    report.unsupported(
+                        format!("{op_at}.servers"),
+                        "per-operation servers: every route goes to the one upstream",
+                    );
+                }
+                if op.contains_key("callbacks") {
+                    report.unsupported(
+                        format!("{op_at}.callbacks"),
+                        "callbacks are calls from the API to its clients; a gateway does not make them",
+                    );
+                }
+                let operation = Operation {
+                    path,
+                    methods,
+                    op,
+                    requirements: op
+                        .get("security")
+                        .map(|s| (s, format!("{op_at}.security")))
+                        .or_else(|| root.get("security").map(|s| (s, "security".to_string()))),
+                    at: op_at,
+                };
+                let auth = match dialect.security(&operation, &schemes, report) {
+                    Some(auth) => auth,
+                    None => guard(&operation, &schemes, report),
+                };
+                if auth.unguarded {
+                    let shown = if any_key == Some(key) { "ANY" } else { key };
+                    unguarded.push(format!("{} {path}", shown.to_ascii_uppercase()));
+                }
+                let mut route = Map::new();
+                if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                    route.insert("name".into(), json!(id));
+                }
+                route.insert("path".into(), json!(pattern));
+                route.insert("methods".into(), json!(operation.methods));
+                if !auth.policies.is_empty() {
+                    route.insert("policies".into(), Value::Array(auth.policies));
+                }
+                dialect.route(&operation, &mut route, report);
+                routes.push(Value::Object(route));
+            }
+        }
+        if let Some(hooks) = root.get("webhooks").and_then(Value::as_object) {
+            for hook in hooks.keys() {
+                report.unsupported(
+                    format!("webhooks.{hook}"),
+                    "webhooks are calls from the API to its clients; a gateway does not make them",
+                );
+            }
+        }
+        if routes.is_empty() {
+            report.note("paths", "no operations: the version has no routes");
+        }
+        Operations { routes, unguarded }
+    }
+
+    /// The API with its one version: sent to `upstream`, with `operations`' routes and
+    /// `policies` at the version, `text` kept as the spec. A version with operations
+    /// that require authentication no policy checks is a draft (not served).
+    pub fn api(
+        &self,
+        text: &str,
+        opts: &Options,
+        upstream: &str,
+        operations: Operations,
+        policies: Vec<Value>,
+        report: &mut Report,
+    ) -> Value {
+        let unguarded = operations.unguarded;
+        let mut version = Map::new();
+        version.insert("version".into(), json!(self.version()));
+        if !unguarded.is_empty() {
+            // Served as imported, these operations would be open to anyone.
+            version.insert("status".into(), json!("draft"));
+            report.note(
+                "security",
+                format!(
+                    "the version is imported as a draft (not served): {} operation(s) require authentication that could not be mapped ({}{}); add the policies, then publish it",
+                    unguarded.len(),
+                    unguarded.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                    if unguarded.len() > 3 { ", …" } else { "" }
+                ),
+            );
+        }
+        version.insert("upstream".into(), json!(upstream));
+        version.insert("spec".into(), json!(text));
+        version.insert("routes".into(), Value::Array(operations.routes));
+        if !policies.is_empty() {
+            version.insert("policies".into(), Value::Array(policies));
+        }
+        let mut api = Map::new();
+        api.insert("name".into(), json!(self.name(opts)));
+        let title = self.title();
+        if !title.is_empty() {
+            api.insert("title".into(), json!(title));
+        }
+        if let Some(d) = self.info("description").and_then(Value::as_str) {
+            api.insert("description".into(), json!(d));
+        }
+        api.insert("versions".into(), json!([Value::Object(version)]));
+        Value::Object(api)
+    }
+}
+
+/// The OpenAPI reading of an operation's security: one policy per alternative.
+fn guard(op: &Operation<'_>, schemes: &Schemes, report: &mut Report) -> Auth {
+    let policies = match &op.requirements {
+        Some((reqs, req_at)) => security(reqs, req_at, &schemes.map, schemes.at, report),
+        None => Vec::new(),
+    };
+    let required = op.requirements.as_ref().is_some_and(|(reqs, _)| {
+        reqs.as_array().is_some_and(|alternatives| {
+            !alternatives.is_empty()
+                && alternatives
+                    .iter()
+                    .all(|a| a.as_object().is_some_and(|m| !m.is_empty()))
+        })
+    });
+    Auth {
+        unguarded: required && policies.is_empty(),
+        policies,
+    }
+}
+
 /// A version name from `info.version` (letters, digits, `.`, `-`, `_`; at most 32).
-fn version_name(v: &str) -> String {
+pub(crate) fn version_name(v: &str) -> String {
     let cleaned: String = v
         .chars()
         .map(|c| {
@@ -264,7 +474,7 @@ fn version_name(v: &str) -> String {
 }
 
 /// The upstream origin (`https://host:port`) and the path every route starts with.
-fn server(
+pub(crate) fn server(
     root: &Map<String, Value>,
     swagger2: bool,
     opts: &Options,
@@ -375,7 +585,7 @@ fn document_base_path(root: &Map<String, Value>, swagger2: bool) -> String {
 }
 
 /// A 3.x server's URL with `{variables}` replaced by their defaults.
-fn resolve_variables(server: &Value) -> Option<String> {
+pub(crate) fn resolve_variables(server: &Value) -> Option<String> {
     let mut url = server.get("url")?.as_str()?.to_string();
     if let Some(vars) = server.get("variables").and_then(Value::as_object) {
         for (name, var) in vars {
@@ -388,7 +598,12 @@ fn resolve_variables(server: &Value) -> Option<String> {
 
 /// `=` + prefix + the path template, with parameter names the router accepts; `None`
 /// (reported) for a template that cannot be routed.
-fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> Option<String> {
+pub(crate) fn route_path(
+    prefix: &str,
+    path: &str,
+    at: &str,
+    report: &mut Report,
+) -> Option<String> {
     let mut out = String::from("=");
     out.push_str(prefix);
     let mut renamed = Vec::new();
@@ -400,13 +615,7 @@ fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> Option
             return None;
         };
         let name = &rest[open + 1..open + close];
-        let mut fixed: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        if fixed.is_empty() || fixed.starts_with(|c: char| c.is_ascii_digit()) {
-            fixed.insert(0, '_');
-        }
+        let fixed = router_param(name);
         if fixed != name {
             renamed.push(format!("`{name}` → `{fixed}`"));
         }
@@ -433,6 +642,18 @@ fn route_path(prefix: &str, path: &str, at: &str, report: &mut Report) -> Option
         out.push('/');
     }
     Some(out)
+}
+
+/// A path parameter's name as the router accepts it: `[A-Za-z_][A-Za-z0-9_]*`.
+pub(crate) fn router_param(name: &str) -> String {
+    let mut fixed: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if fixed.is_empty() || fixed.starts_with(|c: char| c.is_ascii_digit()) {
+        fixed.insert(0, '_');
+    }
+    fixed
 }
 
 /// The authentication policies of a list of security requirements (alternatives).
@@ -538,7 +759,7 @@ fn merge_key_auth(existing: &mut Value, new: &Value) -> bool {
 }
 
 /// One security scheme as a policy, or `None` (reported) when it has no equivalent.
-fn scheme_policy(scheme: &Value, at: &str, report: &mut Report) -> Option<Value> {
+pub(crate) fn scheme_policy(scheme: &Value, at: &str, report: &mut Report) -> Option<Value> {
     let kind = scheme.get("type").and_then(Value::as_str).unwrap_or("");
     match kind {
         "apiKey" => {

@@ -13,7 +13,8 @@ pub enum Format {
     Openapi,
     /// Kong declarative configuration (decK).
     Kong,
-    /// AWS API Gateway export (OpenAPI with x-amazon-apigateway extensions).
+    /// AWS API Gateway: an OpenAPI export with x-amazon-apigateway extensions, or a
+    /// CloudFormation template (usage plans, API keys).
     Aws,
 }
 
@@ -27,7 +28,8 @@ pub struct ImportArgs {
     /// Where to write the YAML (standard output without it).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
-    /// The upstream URL, when the document names no absolute server (OpenAPI).
+    /// The upstream URL, when the document names no absolute server (OpenAPI); for AWS,
+    /// the origin every HTTP integration is sent to instead of its own.
     #[arg(long)]
     pub upstream: Option<String>,
     /// The API's name (default: a slug of the document's title).
@@ -44,28 +46,20 @@ const MAX_INPUT: u64 = 32 * 1024 * 1024;
 
 pub fn run(args: ImportArgs) -> Result<(), Failure> {
     let text = read(&args.file)?;
+    let opts = tollgate_import::openapi::Options {
+        upstream: args.upstream.clone(),
+        name: args.name.clone(),
+    };
     let imported = match args.format {
-        Format::Openapi => tollgate_import::openapi::import(
-            &text,
-            &tollgate_import::openapi::Options {
-                upstream: args.upstream.clone(),
-                name: args.name.clone(),
-            },
-        ),
-        Format::Kong | Format::Aws => {
-            return Err(Failure::Invalid(format!(
-                "{}: importing {} is not in this build yet; `tollgate import openapi` is",
-                args.file.display(),
-                if args.format == Format::Kong {
-                    "Kong declarative configuration"
-                } else {
-                    "AWS API Gateway exports"
-                }
-            )));
-        }
+        Format::Openapi => tollgate_import::openapi::import(&text, &opts),
+        Format::Aws => tollgate_import::aws::import(&text, &opts),
+        Format::Kong => tollgate_import::kong::import(&text),
     }
     .map_err(|e| Failure::Invalid(format!("{}: {e}", args.file.display())))?;
     let report = &imported.report;
+    if !report.read.is_empty() {
+        eprintln!("read {}: {}", args.file.display(), report.read_summary());
+    }
     for n in &report.notes {
         eprintln!("note: {n}");
     }

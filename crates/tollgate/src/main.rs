@@ -1,9 +1,11 @@
 //! The `tollgate` binary: command-line parsing and wiring only. Each subcommand lives in
 //! its own module and calls into the library crates.
 
+mod audit;
 mod configfile;
 mod demo;
 mod import;
+mod lint;
 mod remote;
 mod serve;
 
@@ -47,13 +49,20 @@ enum Command {
         #[command(flatten)]
         remote: remote::RemoteArgs,
     },
-    /// Write the live configuration as declarative YAML (or JSON).
+    /// Write the live configuration (or a file's) as declarative YAML, JSON, or Kong decK.
     Export {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
-        /// yaml (default) or json.
+        /// yaml (default), json, or kong (Kong decK 3.0 YAML).
         #[arg(long, default_value = "yaml")]
         format: String,
+        /// Convert this configuration file instead of asking a node (no server needed).
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// With `--format kong`: write the file even though some elements have no Kong
+        /// equivalent (they are still listed).
+        #[arg(long)]
+        allow_unsupported: bool,
         #[command(flatten)]
         remote: remote::RemoteArgs,
     },
@@ -64,6 +73,10 @@ enum Command {
     },
     /// Convert another tool's document (OpenAPI, …) to declarative YAML.
     Import(import::ImportArgs),
+    /// Check an OpenAPI document or a configuration against the governance rules.
+    Lint(lint::LintArgs),
+    /// Verify or export the audit log (reads the store directly).
+    Audit(audit::AuditArgs),
 }
 
 /// Exit codes (CONTRACT §1): 0 success, 1 runtime failure, 2 usage or validation error.
@@ -92,10 +105,20 @@ fn main() -> ExitCode {
         Command::Export {
             output,
             format,
+            file,
+            allow_unsupported,
             remote,
-        } => remote::export(output.as_deref(), &format, &remote),
+        } => remote::export(
+            output.as_deref(),
+            &format,
+            file.as_deref(),
+            allow_unsupported,
+            &remote,
+        ),
         Command::Validate { file } => configfile::validate_command(&file),
         Command::Import(args) => import::run(args),
+        Command::Lint(args) => lint::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

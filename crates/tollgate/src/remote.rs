@@ -213,34 +213,93 @@ pub fn apply(file: &Path, dry_run: bool, prune: bool, remote: &RemoteArgs) -> Re
     })
 }
 
-pub fn export(output: Option<&Path>, format: &str, remote: &RemoteArgs) -> Result<(), Failure> {
-    if format != "yaml" && format != "json" {
+/// `export`: the node's configuration (or, with `file`, a configuration file's) as YAML,
+/// JSON, or Kong decK 3.0 (`kong`).
+pub fn export(
+    output: Option<&Path>,
+    format: &str,
+    file: Option<&Path>,
+    allow_unsupported: bool,
+    remote: &RemoteArgs,
+) -> Result<(), Failure> {
+    if !matches!(format, "yaml" | "json" | "kong") {
         return Err(Failure::Invalid(format!(
-            "unknown format `{format}`: use yaml or json"
+            "unknown format `{format}`: use yaml, json or kong"
         )));
     }
-    runtime()?.block_on(async {
-        let answer = call(
-            remote,
-            Method::GET,
-            &format!("/api/config?format={format}"),
-            &[],
-            Bytes::new(),
-        )
-        .await?;
-        if !answer.status.is_success() {
-            return Err(answer.failure());
-        }
-        match output {
-            Some(path) => std::fs::write(path, &answer.body)
-                .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?,
-            None => {
-                use std::io::Write;
-                std::io::stdout()
-                    .write_all(&answer.body)
-                    .map_err(|e| Failure::Runtime(format!("cannot write the export: {e}")))?;
+    let body: Vec<u8> = match file {
+        Some(path) => {
+            let doc = configfile::load(path, None)?;
+            match format {
+                "kong" => kong(&doc, &path.display().to_string(), allow_unsupported)?,
+                "json" => {
+                    serde_json::to_vec_pretty(&doc).map_err(|e| Failure::Runtime(e.to_string()))?
+                }
+                _ => yaml_serde::to_string(&doc)
+                    .map_err(|e| Failure::Runtime(e.to_string()))?
+                    .into_bytes(),
             }
         }
-        Ok(())
-    })
+        None => runtime()?.block_on(async {
+            let asked = if format == "kong" { "json" } else { format };
+            let answer = call(
+                remote,
+                Method::GET,
+                &format!("/api/config?format={asked}"),
+                &[],
+                Bytes::new(),
+            )
+            .await?;
+            if !answer.status.is_success() {
+                return Err(answer.failure());
+            }
+            if format != "kong" {
+                return Ok(answer.body.to_vec());
+            }
+            let doc: Document = serde_json::from_slice(&answer.body).map_err(|e| {
+                Failure::Runtime(format!("the node's configuration could not be read: {e}"))
+            })?;
+            kong(&doc, "the node's configuration", allow_unsupported)
+        })?,
+    };
+    match output {
+        Some(path) => std::fs::write(path, &body)
+            .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&body)
+                .map_err(|e| Failure::Runtime(format!("cannot write the export: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// The configuration as decK 3.0 YAML; what Kong cannot express is listed, and refused
+/// unless `allow_unsupported`.
+fn kong(doc: &Document, source: &str, allow_unsupported: bool) -> Result<Vec<u8>, Failure> {
+    let (value, report) = tollgate_import::kong::export(doc)
+        .map_err(|e| Failure::Invalid(format!("{source}: {e}")))?;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    for u in &report.unsupported {
+        eprintln!("unsupported: {u}");
+    }
+    if !report.unsupported.is_empty() && !allow_unsupported {
+        return Err(Failure::Invalid(format!(
+            "{source}: not exported: {} element(s) above have no Kong equivalent (--allow-unsupported writes the rest)",
+            report.unsupported.len()
+        )));
+    }
+    eprintln!(
+        "exported {source} for Kong: {}{}",
+        report.summary(),
+        if report.unsupported.is_empty() {
+            String::new()
+        } else {
+            format!("; {} element(s) not exported", report.unsupported.len())
+        }
+    );
+    Ok(tollgate_import::kong::to_yaml(&value).into_bytes())
 }

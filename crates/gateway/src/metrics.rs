@@ -83,6 +83,10 @@ pub fn describe() {
         "tollgate_config_revision",
         "Configuration revision the gateway serves."
     );
+    metrics::describe_gauge!(
+        "tollgate_store_up",
+        "1 while the node reaches its store, 0 while it serves its configuration without it."
+    );
     metrics::describe_histogram!(
         "tollgate_config_apply_seconds",
         metrics::Unit::Seconds,

@@ -342,10 +342,13 @@ impl Store {
                 loop {
                     match listener.recv().await {
                         // A full channel already holds a wake-up: changes coalesce.
-                        Ok(_) => match tx.try_send(()) {
-                            Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return,
-                            _ => {}
-                        },
+                        Ok(_) => {
+                            if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) =
+                                tx.try_send(())
+                            {
+                                return;
+                            }
+                        }
                         Err(e) => {
                             tracing::debug!(error = %e, "configuration change listener lost; reconnecting");
                             tokio::time::sleep(Duration::from_secs(1)).await;

@@ -10,28 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A fresh schema and the URL that selects it, or None when skipped.
-fn schema_url(name: &str) -> Option<String> {
-    let base = std::env::var("TOLLGATE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("e2e_{name}_{}", std::process::id());
-    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
-    let ok = std::process::Command::new("psql")
-        .args([base.as_str(), "-q", "-c", &sql])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("PostgreSQL at {base} is required under CI=true");
-        }
-        eprintln!("skipping {name}: PostgreSQL at {base} unreachable (or psql missing)");
-        return None;
-    }
-    let sep = if base.contains('?') { '&' } else { '?' };
-    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-}
-
 #[tokio::test]
 async fn two_nodes_on_one_postgres_serve_the_same_configuration() {
     let Some(url) = schema_url("two_nodes") else {
@@ -198,40 +176,6 @@ async fn analytics_of_two_nodes_add_up_exactly() {
         route_rows(&first).await
     );
     assert_eq!(route_rows(&second).await, want);
-}
-
-/// A TCP relay to PostgreSQL that a test can cut (closing every relayed connection) and
-/// restore on the same port: the store becoming unreachable and coming back.
-struct Relay {
-    addr: std::net::SocketAddr,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Relay {
-    async fn start(addr: std::net::SocketAddr) -> Relay {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let task = tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                conns.spawn(async move {
-                    if let Ok(mut pg) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut pg).await;
-                    }
-                });
-            }
-        });
-        Relay {
-            addr,
-            task: Some(task),
-        }
-    }
-
-    /// Stops accepting and drops every relayed connection (the JoinSet aborts them).
-    fn cut(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
 }
 
 #[tokio::test]

@@ -71,3 +71,59 @@ pub fn cli(node: &Node, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A fresh schema and the URL that selects it, or None when skipped.
+pub fn schema_url(name: &str) -> Option<String> {
+    let base = std::env::var("TOLLGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("e2e_{name}_{}", std::process::id());
+    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+    let ok = std::process::Command::new("psql")
+        .args([base.as_str(), "-q", "-c", &sql])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("PostgreSQL at {base} is required under CI=true");
+        }
+        eprintln!("skipping {name}: PostgreSQL at {base} unreachable (or psql missing)");
+        return None;
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// A TCP relay to PostgreSQL that a test can cut (closing every relayed connection) and
+/// restore on the same port: the store becoming unreachable and coming back.
+pub struct Relay {
+    pub addr: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    pub async fn start(addr: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut pg) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut pg).await;
+                    }
+                });
+            }
+        });
+        Relay {
+            addr,
+            task: Some(task),
+        }
+    }
+
+    /// Stops accepting and drops every relayed connection (the JoinSet aborts them).
+    pub fn cut(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}

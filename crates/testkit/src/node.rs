@@ -90,7 +90,7 @@ pub struct Node {
     pub work_dir: PathBuf,
     child: Child,
     command: Command,
-    _temp: TempDir,
+    _temp: Option<TempDir>,
 }
 
 impl Node {
@@ -120,59 +120,82 @@ impl Node {
         };
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("create data dir {}", data_dir.display()))?;
-        let (proxy, admin) = free_port_pair()?;
-
         let token = opts
             .env
             .iter()
             .rev()
             .find(|(k, _)| k == TOKEN_ENV)
             .map_or_else(random_token, |(_, v)| v.clone());
+        let config_file = match &opts.config {
+            Some(yaml) => {
+                let file = work_dir.join("config.yaml");
+                std::fs::write(&file, yaml).context("write config file")?;
+                Some(file)
+            }
+            None => None,
+        };
 
-        let mut command = Command::new(bin);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--proxy-listen")
-            .arg(proxy.to_string())
-            .arg("--admin-listen")
-            .arg(admin.to_string());
-        if let Some(yaml) = &opts.config {
-            let file = work_dir.join("config.yaml");
-            std::fs::write(&file, yaml).context("write config file")?;
-            command.arg("--config").arg(file);
-        }
-        command.args(&opts.extra_args);
-        // Keep the developer's own TOLLGATE_* settings from leaking into tests.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("TOLLGATE_") {
-                command.env_remove(key);
+        // A port found free can be taken by another socket before the node binds it (an
+        // outgoing connection gets it as its ephemeral port): then the node is started
+        // again on other ports.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (proxy, admin) = free_port_pair()?;
+            let mut command = Command::new(bin);
+            command
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .arg("--proxy-listen")
+                .arg(proxy.to_string())
+                .arg("--admin-listen")
+                .arg(admin.to_string());
+            if let Some(file) = &config_file {
+                command.arg("--config").arg(file);
+            }
+            command.args(&opts.extra_args);
+            // Keep the developer's own TOLLGATE_* settings from leaking into tests.
+            for (key, _) in std::env::vars_os() {
+                if key.to_string_lossy().starts_with("TOLLGATE_") {
+                    command.env_remove(key);
+                }
+            }
+            command
+                .env(TOKEN_ENV, &token)
+                .env("RUST_LOG", "info")
+                .envs(opts.env.iter().map(|(k, v)| (k, v)))
+                .current_dir(&work_dir)
+                .stdin(Stdio::null());
+
+            let child = spawn(&mut command, &work_dir)
+                .with_context(|| format!("spawn {}", bin.display()))?;
+            let mut node = Node {
+                proxy,
+                admin,
+                token: token.clone(),
+                data_dir: data_dir.clone(),
+                work_dir: work_dir.clone(),
+                child,
+                command,
+                _temp: None,
+            };
+            if opts.no_wait {
+                node._temp = Some(temp);
+                return Ok(node);
+            }
+            match node.wait_ready(READY_TIMEOUT).await {
+                Ok(()) => {
+                    node._temp = Some(temp);
+                    return Ok(node);
+                }
+                Err(_) if attempt < 3 && node.logs().contains("Address already in use") => {
+                    node.kill();
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
         }
-        command
-            .env(TOKEN_ENV, &token)
-            .env("RUST_LOG", "info")
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&work_dir)
-            .stdin(Stdio::null());
-
-        let child =
-            spawn(&mut command, &work_dir).with_context(|| format!("spawn {}", bin.display()))?;
-        let mut node = Node {
-            proxy,
-            admin,
-            token,
-            data_dir,
-            work_dir,
-            child,
-            command,
-            _temp: temp,
-        };
-        if !opts.no_wait {
-            node.wait_ready(READY_TIMEOUT).await?;
-        }
-        Ok(node)
     }
 
     /// Waits until `GET /readyz` on the admin listener answers 200.

@@ -12,6 +12,7 @@ mod auth;
 mod billing;
 mod cache;
 mod collections;
+mod compliance;
 mod config;
 mod control;
 mod credit;
@@ -97,6 +98,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(alerts::routes())
         .merge(audit::routes())
         .merge(nodes::routes())
+        .merge(compliance::routes())
         .merge(invoices::routes())
         .merge(export::routes())
         .merge(notify::routes())

@@ -6,15 +6,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    alerts, analytics, audit, auth, cache, collections, config, credit, export, identities,
-    invoices, lifecycle, nodes, notify, pricing, subscriptions, usage,
+    alerts, analytics, audit, auth, cache, collections, compliance, config, credit, export,
+    identities, invoices, lifecycle, nodes, notify, pricing, subscriptions, usage,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tollgate admin API", description = "Manage the configuration, tokens and state of a Tollgate node."),
     paths(
-        config::export, config::apply, config::changes, audit::list, audit::verify, nodes::list,
+        config::export, config::apply, config::changes, audit::list, audit::verify, nodes::list, compliance::report,
         collections::list_upstreams, collections::get_upstream, collections::create_upstream, collections::put_upstream, collections::delete_upstream,
         collections::list_apis, collections::get_api, collections::create_api, collections::put_api, collections::delete_api,
         collections::list_versions, collections::get_version, collections::create_version, collections::put_version, collections::delete_version,

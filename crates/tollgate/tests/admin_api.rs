@@ -379,3 +379,73 @@ async fn a_node_lists_itself_with_its_heartbeat() {
         .unwrap();
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn compliance_profiles_judge_each_api_and_say_why() {
+    let m = MockUpstream::start("svc").await;
+    let yaml = format!(
+        "format_version: 1\nsettings:\n  analytics: {{ days: 365d }}\nupstreams:\n{}apis:\n{}{}",
+        upstream("svc", &[m.url()], ""),
+        api("open", "svc", &["{ path: /open }"]),
+        api("closed", "svc", &["{ path: /closed }"]).replace(
+            "        routes:\n",
+            "        policies: [{ key_auth: {} }, { rate_limit: { limit: 10, window: 1s } }]\n        routes:\n",
+        ),
+    );
+    let node = start(&yaml).await;
+    let r = node.admin_get("/api/compliance?profile=pci").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let pci = &body["profiles"][0];
+    assert_eq!(pci["profile"], "pci");
+    assert_eq!(pci["compliant"], false);
+    let rule = |api: &str, rule: &str| {
+        pci["apis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["api"] == api)
+            .and_then(|a| {
+                a["rules"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["rule"] == rule)
+            })
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(rule("closed", "authentication")["met"], true);
+    assert_eq!(rule("closed", "rate_limit")["met"], true);
+    let open = rule("open", "authentication");
+    assert_eq!(open["met"], false);
+    assert!(
+        open["detail"].as_str().unwrap().contains("v1 /open"),
+        "{open}"
+    );
+    assert!(open["why"].as_str().unwrap().contains("requirement 8"));
+    // No certificate: TLS is not terminated here, for every API.
+    assert_eq!(rule("closed", "tls_only")["met"], false);
+    assert_eq!(rule("closed", "audit_log")["met"], true);
+
+    let all = node.admin_get("/api/compliance").await.unwrap().json();
+    let names: Vec<&str> = all["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["profile"].as_str())
+        .collect();
+    assert_eq!(names, ["hipaa", "pci", "gdpr"]);
+    let gdpr = &all["profiles"][2]["apis"][0]["rules"];
+    let retention = gdpr
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "retention")
+        .unwrap();
+    assert_eq!(retention["met"], true, "{retention}");
+
+    let r = node.admin_get("/api/compliance?profile=sox").await.unwrap();
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("unknown profile `sox`"), "{}", r.text());
+}

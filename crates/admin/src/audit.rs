@@ -54,17 +54,7 @@ pub async fn list(
             Ok(Json(serde_json::json!({ "entries": entries, "next": next })).into_response())
         }
         Some("jsonl") => {
-            let mut out = String::new();
-            let mut after = params.after;
-            loop {
-                let page = state.store.audit(after, 1000).await?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                for entry in &page {
-                    out.push_str(&serde_json::to_string(entry).map_err(ApiError::internal)?);
-                    out.push('\n');
-                }
-            }
+            let out = state.store.audit_jsonl(params.after).await?;
             Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!(

@@ -207,6 +207,23 @@ impl Store {
             .context("reading the audit log"))
     }
 
+    /// Every entry after entry `after_id`, one JSON object per line (for archiving).
+    pub async fn audit_jsonl(&self, after_id: i64) -> Result<String, StoreError> {
+        let mut out = String::new();
+        let mut after = after_id;
+        loop {
+            let page = self.audit(after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for entry in &page {
+                // Strings and integers only: serializing cannot fail.
+                out.push_str(&serde_json::to_string(entry).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+
     /// Recomputes the whole chain. Reads in pages, so a long log never sits in memory.
     pub async fn verify_audit(&self) -> Result<AuditCheck, StoreError> {
         let mut check = AuditCheck::default();

@@ -96,22 +96,10 @@ async fn verify(store: &Store) -> Result<(), Failure> {
 }
 
 async fn export(store: &Store, output: Option<&Path>) -> Result<(), Failure> {
-    let mut out = String::new();
-    let mut after = 0;
-    loop {
-        let page = store
-            .audit(after, 1000)
-            .await
-            .map_err(|e| Failure::Runtime(e.to_string()))?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for entry in &page {
-            out.push_str(
-                &serde_json::to_string(entry).map_err(|e| Failure::Runtime(e.to_string()))?,
-            );
-            out.push('\n');
-        }
-    }
+    let out = store
+        .audit_jsonl(0)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
     match output {
         Some(path) => std::fs::write(path, out)
             .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display()))),

@@ -99,11 +99,16 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Whether the store answers a ping within a second.
+pub async fn store_reachable(store: &Store) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(1), store.ping())
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 pub async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
     // Answered within a second, whatever the store does: probes have short timeouts.
-    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let store_ok = store_reachable(&state.store).await;
     let loaded = state.loaded.load(Ordering::Relaxed);
     // A node that lost its store keeps serving the configuration it has: it stays in
     // rotation, and says it is degraded (no changes, no new keys until the store returns).

@@ -43,7 +43,7 @@ pub use alerts::{spawn_alerts, spawn_block_sync};
 pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
 pub use auth::{Role, generate_token, hash_token};
 pub use config::{ApplyOutcome, apply_config};
-pub use control::{SyncError, read_snapshot, sync_from_store, write_snapshot};
+pub use control::{SyncError, read_snapshot, store_reachable, sync_from_store, write_snapshot};
 pub use credit::spawn_credit_watch;
 pub use nodes::{FORGET_AFTER_SECS, HEARTBEAT_SECS};
 pub use notify::{deliver_due, signature, spawn_quota_notices, spawn_webhook_worker};

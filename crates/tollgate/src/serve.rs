@@ -713,35 +713,37 @@ fn spawn_background(
                 }
                 continue;
             }
-            // A store opened while it was down gets its migrations once it answers.
-            let synced = match store.ensure_started().await {
-                Ok(()) => sync_from_store(&store, &gateway, Some(&snapshot)).await,
-                Err(e) => Err(tollgate_admin::SyncError::Store(e)),
-            };
-            let store_up = match synced {
-                Ok(_) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
-                    !matches!(e, tollgate_admin::SyncError::Store(_))
-                }
-            };
+            // Judged within a second, as /readyz does, whatever the pool's own timeouts.
+            let store_up = tollgate_admin::store_reachable(&store).await;
             metrics::gauge!("tollgate_store_up").set(if store_up { 1.0 } else { 0.0 });
-            if ticks.is_multiple_of(tollgate_admin::HEARTBEAT_SECS as u64) {
-                let beat = tollgate_store::NodeRow {
-                    name: node.clone(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    started_at,
-                    heartbeat_at: unix_now(),
-                    revision: gateway.revision(),
+            if store_up {
+                // A store opened while it was down gets its migrations once it answers.
+                let synced = match store.ensure_started().await {
+                    Ok(()) => sync_from_store(&store, &gateway, Some(&snapshot)).await,
+                    Err(e) => Err(tollgate_admin::SyncError::Store(e)),
                 };
-                if let Err(e) = store.heartbeat(&beat).await {
-                    tracing::debug!(error = %e, "cannot write the node heartbeat");
+                if let Err(e) = synced {
+                    tracing::warn!(error = %e, "cannot refresh the configuration from the store; serving the current one");
                 }
-            }
-            if ticks.is_multiple_of(3600) {
-                let _ = store
-                    .prune_nodes(unix_now() - tollgate_admin::FORGET_AFTER_SECS)
-                    .await;
+                if ticks.is_multiple_of(tollgate_admin::HEARTBEAT_SECS as u64) {
+                    let beat = tollgate_store::NodeRow {
+                        name: node.clone(),
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                        started_at,
+                        heartbeat_at: unix_now(),
+                        revision: gateway.revision(),
+                    };
+                    if let Err(e) = store.heartbeat(&beat).await {
+                        tracing::debug!(error = %e, "cannot write the node heartbeat");
+                    }
+                }
+                if ticks.is_multiple_of(3600) {
+                    let _ = store
+                        .prune_nodes(unix_now() - tollgate_admin::FORGET_AFTER_SECS)
+                        .await;
+                }
+            } else {
+                tracing::warn!("the store does not answer; serving the current configuration");
             }
             ticks += 1;
             if ticks.is_multiple_of(5) {

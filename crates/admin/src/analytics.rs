@@ -268,7 +268,7 @@ pub async fn timeseries(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct TopQuery {
-    /// `route`, `app`, `api`, `version` or `status`.
+    /// `route`, `app`, `api`, `version`, `status`, or `all` (one row: the whole traffic).
     dimension: String,
     /// At most 100 (default 10).
     limit: Option<usize>,
@@ -292,9 +292,10 @@ pub async fn top(
         "api" => |r| r.api.clone(),
         "version" => |r| format!("{}@{}", r.api, r.version),
         "status" => |r| format!("{}xx", r.class),
+        "all" => |_| "all".to_string(),
         other => {
             return Err(ApiError::bad_request(format!(
-                "dimension `{other}` is not known: use route, app, api, version or status"
+                "dimension `{other}` is not known: use route, app, api, version, status or all"
             )));
         }
     };

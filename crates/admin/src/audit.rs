@@ -34,6 +34,9 @@ pub struct AuditParams {
     /// archiving).
     #[serde(default)]
     format: Option<String>,
+    /// `true`: the latest `limit` entries, newest first (`after` is ignored).
+    #[serde(default)]
+    newest: bool,
 }
 
 /// Audit log entries, oldest first.
@@ -49,7 +52,11 @@ pub async fn list(
     match params.format.as_deref() {
         None | Some("json") => {
             let limit = params.limit.unwrap_or(500).clamp(1, 5000);
-            let entries = state.store.audit(params.after, limit).await?;
+            let entries = if params.newest {
+                state.store.audit_newest(limit).await?
+            } else {
+                state.store.audit(params.after, limit).await?
+            };
             let next = entries.last().map(|e| e.id);
             Ok(Json(serde_json::json!({ "entries": entries, "next": next })).into_response())
         }

@@ -124,59 +124,82 @@ fn unauthorized(detail: &str) -> Response {
     resp
 }
 
-/// Middleware: every `/api` route needs a valid bearer token. Read-only methods need the
-/// viewer role, changes need editor; handlers ask for more where needed.
+/// The dashboard's session cookie. Its value is a random id; the store keeps its SHA-256.
+pub const DASHBOARD_COOKIE: &str = "tg_dashboard";
+/// The header a signed-in dashboard page sends its CSRF token in, on every change.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of one cookie in a request, if sent.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Whether two secrets are equal, compared in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// The signed-in dashboard user behind a session cookie value, with the session's CSRF
+/// token. None for an unknown, expired or disabled session.
+pub async fn dashboard_session(
+    state: &AdminState,
+    cookie_value: &str,
+) -> Result<Option<(tollgate_store::UserRecord, String)>, ApiError> {
+    if cookie_value.is_empty() || cookie_value.len() > 200 {
+        return Ok(None);
+    }
+    let Some(session) = state
+        .store
+        .session(&hash_token(cookie_value), "dashboard")
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(state
+        .store
+        .user(&session.subject)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+        .map(|u| (u, session.csrf)))
+}
+
+fn client_address(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+/// Middleware: every `/api` route needs a caller: a valid bearer token, or a signed-in
+/// dashboard session (whose changes must carry the session's CSRF token in
+/// `X-CSRF-Token`), or a principal set by this process (the web pages calling the API in
+/// process). Read-only methods need the viewer role, changes need editor; handlers ask for
+/// more where needed.
 pub async fn require_token(
     State(state): State<Arc<AdminState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(token) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_string())
-    else {
-        return unauthorized("send `Authorization: Bearer <admin token>`");
-    };
-    let id = match token
-        .strip_prefix("tga_")
-        .and_then(|rest| rest.split_once('_'))
-    {
-        Some((id, _)) if id.len() == 12 => id.to_string(),
-        _ => "bootstrap".to_string(),
-    };
-    let record = match state.store.token(&id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return unauthorized("invalid admin token"),
-        Err(e) => return ApiError::internal(e).into_response(),
-    };
-    let presented = hash_token(&token);
-    let matches: bool = presented
-        .as_bytes()
-        .ct_eq(record.secret_hash.as_bytes())
-        .into();
-    if !matches || record.revoked_at.is_some() {
-        return unauthorized("invalid admin token");
-    }
-    if let Some(expiry) = &record.expires_at
-        && expiry.as_str() <= tollgate_store::now_rfc3339().as_str()
-    {
-        return unauthorized("this admin token has expired");
-    }
-    let Some(role) = Role::parse(&record.role) else {
-        return unauthorized("this admin token has an unknown role");
-    };
-    let from = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-    let principal = Principal {
-        label: format!("token:{}", record.id),
-        role,
-        from,
+    let principal = match req.extensions().get::<Principal>() {
+        // Only code in this process can put a principal in a request's extensions.
+        Some(p) => p.clone(),
+        None => match authenticate(
+            &state,
+            req.headers().clone(),
+            req.method().clone(),
+            client_address(&req),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(resp) => return resp,
+        },
     };
     // Reading needs viewer, changing needs editor; a price quote changes nothing.
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD)
@@ -191,6 +214,94 @@ pub async fn require_token(
     }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+async fn authenticate(
+    state: &AdminState,
+    headers: axum::http::HeaderMap,
+    method: Method,
+    from: String,
+) -> Result<Principal, Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string());
+    let Some(token) = bearer else {
+        if let Some(value) = cookie(&headers, DASHBOARD_COOKIE) {
+            return session_principal(state, &headers, &method, from, value).await;
+        }
+        return Err(unauthorized("send `Authorization: Bearer <admin token>`"));
+    };
+    let id = match token
+        .strip_prefix("tga_")
+        .and_then(|rest| rest.split_once('_'))
+    {
+        Some((id, _)) if id.len() == 12 => id.to_string(),
+        _ => "bootstrap".to_string(),
+    };
+    let record = match state.store.token(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(unauthorized("invalid admin token")),
+        Err(e) => return Err(ApiError::internal(e).into_response()),
+    };
+    if !same_secret(&hash_token(&token), &record.secret_hash) || record.revoked_at.is_some() {
+        return Err(unauthorized("invalid admin token"));
+    }
+    if let Some(expiry) = &record.expires_at
+        && expiry.as_str() <= tollgate_store::now_rfc3339().as_str()
+    {
+        return Err(unauthorized("this admin token has expired"));
+    }
+    let Some(role) = Role::parse(&record.role) else {
+        return Err(unauthorized("this admin token has an unknown role"));
+    };
+    Ok(Principal {
+        label: format!("token:{}", record.id),
+        role,
+        from,
+    })
+}
+
+async fn session_principal(
+    state: &AdminState,
+    headers: &axum::http::HeaderMap,
+    method: &Method,
+    from: String,
+    value: &str,
+) -> Result<Principal, Response> {
+    let (user, csrf) = match dashboard_session(state, value).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return Err(unauthorized(
+                "the dashboard session has ended; sign in again",
+            ));
+        }
+        Err(e) => return Err(e.into_response()),
+    };
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !same_secret(sent, &csrf) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a change from a dashboard session needs its CSRF token in X-CSRF-Token",
+            )
+            .into_response());
+        }
+    }
+    let Some(role) = Role::parse(&user.role) else {
+        return Err(unauthorized("this user has an unknown role"));
+    };
+    Ok(Principal {
+        label: format!("user:{}", user.email),
+        role,
+        from,
+    })
 }
 
 pub fn routes() -> Router<Arc<AdminState>> {

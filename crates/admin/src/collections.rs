@@ -68,7 +68,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-pub(crate) async fn read(state: &AdminState) -> Result<Document, ApiError> {
+pub async fn read(state: &AdminState) -> Result<Document, ApiError> {
     let (_, set) = state.store.load().await?;
     current_document(&set)
 }

@@ -23,11 +23,13 @@ mod lifecycle;
 mod nodes;
 mod notify;
 mod openapi;
+mod passwords;
 mod pricing;
 mod problem;
 mod seal;
 mod subscriptions;
 mod usage;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -41,13 +43,19 @@ use tollgate_store::Store;
 
 pub use alerts::{spawn_alerts, spawn_block_sync};
 pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
-pub use auth::{Role, generate_token, hash_token};
+pub use auth::{
+    CSRF_HEADER, DASHBOARD_COOKIE, Principal, Role, cookie, dashboard_session, generate_token,
+    hash_token, same_secret,
+};
+pub use collections::read as current_document;
 pub use config::{ApplyOutcome, apply_config};
 pub use control::{SyncError, read_snapshot, store_reachable, sync_from_store, write_snapshot};
 pub use credit::spawn_credit_watch;
 pub use nodes::{FORGET_AFTER_SECS, HEARTBEAT_SECS};
 pub use notify::{deliver_due, signature, spawn_quota_notices, spawn_webhook_worker};
+pub use passwords::{decoy_hash, hash_password, password_problem, verify_password};
 pub use problem::ApiError;
+pub use users::email_problem;
 
 /// Shared state of the admin listener.
 pub struct AdminState {
@@ -90,6 +98,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(collections::routes())
         .merge(identities::routes())
         .merge(auth::routes())
+        .merge(users::routes())
         .merge(cache::routes())
         .merge(pricing::routes())
         .merge(usage::routes())

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     alerts, analytics, audit, auth, cache, collections, compliance, config, credit, export,
-    identities, invoices, lifecycle, nodes, notify, pricing, subscriptions, usage,
+    identities, invoices, lifecycle, nodes, notify, pricing, subscriptions, usage, users,
 };
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::{
         identities::list_keys, identities::create_key, identities::revoke_key,
         identities::list_certificates, identities::get_certificate, identities::create_certificate, identities::put_certificate, identities::delete_certificate,
         auth::list_tokens, auth::create_token, auth::revoke_token,
+        users::list_users, users::get_user, users::create_user, users::update_user, users::delete_user,
         cache::purge, cache::purge_all, cache::stats,
         pricing::quote,
         usage::usage,
@@ -33,7 +34,7 @@ use crate::{
         subscriptions::list_subscriptions, subscriptions::get_subscription, subscriptions::create_subscription,
         subscriptions::change_subscription, subscriptions::delete_subscription,
     ),
-    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription, subscriptions::PlanChange, credit::TopUp)),
+    components(schemas(crate::problem::Problem, config::ApplyOutcome, auth::NewToken, users::NewUser, users::UserChange, cache::Purge, pricing::QuoteRequest, usage::Usage, usage::SubscriptionUsage, subscriptions::NewSubscription, subscriptions::PlanChange, credit::TopUp)),
     modifiers(&BearerAuth)
 )]
 struct AdminApi;

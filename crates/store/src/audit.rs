@@ -192,6 +192,21 @@ row_like!(sqlx::postgres::PgRow);
 
 impl Store {
     /// Audit rows after row `after_id`, oldest first, at most `limit`.
+    /// The latest `limit` entries, newest first.
+    pub async fn audit_newest(&self, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM change_log ORDER BY id DESC LIMIT $1"
+        );
+        with_pool!(self, p => sqlx::query(SQL)
+            .bind(limit)
+            .fetch_all(p)
+            .await
+            .and_then(|rows| rows.iter().map(entry).collect())
+            .context("reading the audit log"))
+    }
+
     pub async fn audit(&self, after_id: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",

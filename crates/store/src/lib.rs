@@ -7,6 +7,7 @@
 //! Every write is one transaction that bumps the global revision and appends one change
 //! log row per entity, so a node that sees revision N has seen every change up to N.
 
+mod accounts;
 mod alerts;
 mod analytics;
 mod audit;
@@ -20,6 +21,7 @@ mod store;
 mod tokens;
 mod usage;
 
+pub use accounts::{SessionRow, UserRecord};
 pub use alerts::AlertRow;
 pub use analytics::{AggregateFilter, AggregateRow, AppActivity, Rollup};
 pub use audit::{Actor, AuditCheck, AuditEntry};

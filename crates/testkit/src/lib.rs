@@ -8,10 +8,12 @@
 //! * [`WsClient`]: a WebSocket client.
 //! * [`HookReceiver`]: records webhook calls (headers and body).
 //! * [`admin_put_yaml`] and [`wait_until`]: small helpers.
+//! * [`browser::Browser`]: a WebDriver client driving headless Chromium for UI tests.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub mod browser;
 mod client;
 mod hooks;
 mod node;

@@ -512,7 +512,32 @@ pub async fn retain(
     Ok(moved)
 }
 
-/// Runs [`retain`] every minute with the configuration's settings until stopped.
+/// Deletes notices, finished webhook deliveries and ended alerts past their retention.
+pub async fn retain_records(
+    state: &AdminState,
+    r: &tollgate_model::document::RetentionSettings,
+) -> Result<tollgate_store::Pruned, ApiError> {
+    state
+        .gateway
+        .access_log
+        .set_retention(r.access_log.as_std());
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let before = |d: tollgate_model::Duration| {
+        now.saturating_sub(i64::try_from(d.as_std().as_secs()).unwrap_or(i64::MAX))
+    };
+    Ok(state
+        .store
+        .prune_records(
+            before(r.notices),
+            before(r.webhook_deliveries),
+            before(r.alerts),
+            now,
+        )
+        .await?)
+}
+
+/// Runs [`retain_records`] and [`retain`] every minute with the configuration's settings
+/// until stopped.
 pub fn spawn_retention(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -522,6 +547,15 @@ pub fn spawn_retention(state: Arc<AdminState>) -> tokio::task::JoinHandle<()> {
             let pass = async {
                 let (_, set) = state.store.load().await?;
                 let doc = crate::config::current_document(&set)?;
+                let pruned = retain_records(&state, &doc.settings.retention).await?;
+                if pruned.total() > 0 {
+                    tracing::info!(
+                        notices = pruned.notices,
+                        webhook_deliveries = pruned.webhook_deliveries,
+                        alerts = pruned.alerts,
+                        "records past their retention deleted"
+                    );
+                }
                 retain(&state, &doc.settings.analytics).await
             };
             match pass.await {

@@ -1,6 +1,9 @@
 //! Admin authentication: bearer tokens, stored as SHA-256 hashes, compared in constant
 //! time; and the `/api/tokens` collection.
 //!
+//! A token has a role, and may be limited to endpoint groups (`scopes`, see
+//! [`crate::scopes`]) and belong to a team (see [`crate::teams`]).
+//!
 //! Generated tokens read `tga_<id>_<secret>`: the id finds the stored row, the whole token
 //! is hashed and compared. A token supplied by the operator through
 //! `TOLLGATE_ADMIN_TOKEN` has any form and is stored under the id `bootstrap`.
@@ -24,6 +27,8 @@ use tollgate_store::TokenRecord;
 
 use crate::AdminState;
 use crate::problem::ApiError;
+use crate::scopes::{Scope, scope_of};
+use crate::teams::{may_assign, team_problem};
 
 /// What a token may do. Higher roles include the lower ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,6 +68,11 @@ pub struct Principal {
     pub label: String,
     /// The client address of the request, as the audit log records it.
     pub from: String,
+    /// The team whose APIs this principal may change; `None` may change everything its
+    /// role allows.
+    pub team: Option<String>,
+    /// The endpoint groups a scoped token reaches; `None` reaches every group.
+    pub scopes: Option<Vec<String>>,
 }
 
 impl Principal {
@@ -72,6 +82,13 @@ impl Principal {
             who: &self.label,
             from: &self.from,
         }
+    }
+
+    /// Whether this principal reaches the endpoint group `scope`.
+    pub fn reaches(&self, scope: Scope) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s == scope.as_str()))
     }
 
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
@@ -111,6 +128,8 @@ pub fn generate_token(name: &str, role: Role, expires_at: Option<String>) -> (St
         created_at: tollgate_store::now_rfc3339(),
         expires_at,
         revoked_at: None,
+        scopes: None,
+        team: None,
     };
     (token, record)
 }
@@ -180,7 +199,8 @@ fn client_address(req: &Request) -> String {
 /// dashboard session (whose changes must carry the session's CSRF token in
 /// `X-CSRF-Token`), or a principal set by this process (the web pages calling the API in
 /// process). Read-only methods need the viewer role, changes need editor; handlers ask for
-/// more where needed.
+/// more where needed. A scoped token reaches only the groups of its scopes, and a principal
+/// with a team changes nothing in the groups that act on the whole node.
 pub async fn require_token(
     State(state): State<Arc<AdminState>>,
     mut req: Request,
@@ -212,8 +232,52 @@ pub async fn require_token(
     if let Err(e) = principal.require(needed) {
         return e.into_response();
     }
+    if let Err(e) = check_scope(&principal, req.uri().path(), read_only) {
+        return e.into_response();
+    }
     req.extensions_mut().insert(principal);
     next.run(req).await
+}
+
+/// The scope and team rules for one request to `path`.
+fn check_scope(principal: &Principal, path: &str, read_only: bool) -> Result<(), ApiError> {
+    let scope = scope_of(path);
+    if let Some(granted) = &principal.scopes {
+        let Some(scope) = scope else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint belongs to no scope; it needs a token without scopes",
+            ));
+        };
+        if !principal.reaches(scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the `{}` scope; the token has {}",
+                    scope.as_str(),
+                    granted.join(", ")
+                ),
+            ));
+        }
+    }
+    if let (Some(team), false) = (&principal.team, read_only)
+        && scope.is_none_or(|s| !s.open_to_teams())
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "changes in {} need a principal without a team; yours is `{team}`",
+                scope.map_or("this endpoint".to_string(), |s| format!(
+                    "the `{}` group",
+                    s.as_str()
+                ))
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn authenticate(
@@ -261,6 +325,8 @@ async fn authenticate(
         label: format!("token:{}", record.id),
         role,
         from,
+        team: record.team,
+        scopes: record.scopes,
     })
 }
 
@@ -301,6 +367,8 @@ async fn session_principal(
         label: format!("user:{}", user.email),
         role,
         from,
+        team: user.team,
+        scopes: None,
     })
 }
 
@@ -320,6 +388,13 @@ pub struct NewToken {
     /// Lifetime in seconds; none means no expiry.
     #[serde(default)]
     expires_in: Option<u64>,
+    /// Endpoint groups the token reaches: config, identities, products, billing,
+    /// analytics, audit, tokens. None reaches every group.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    /// The team whose APIs the token may change; none for a token without a team.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 /// Lists admin tokens (never their secrets).
@@ -358,6 +433,24 @@ pub async fn create_token(
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }
+    let scopes = req
+        .scopes
+        .clone()
+        .map(|list| granted_scopes(&who, list))
+        .transpose()?;
+    if let Some(team) = req.team.as_deref()
+        && let Some(problem) = team_problem(team)
+    {
+        return Err(invalid_token("team", problem.to_string()));
+    }
+    may_assign(&who, req.team.as_deref(), "a token")?;
+    if req.scopes.is_none() && who.scopes.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a token cannot grant scopes it does not have: list `scopes` within the token's own",
+        ));
+    }
     let expires_at = req.expires_in.map(|secs| {
         let at = time::OffsetDateTime::now_utc()
             + time::Duration::seconds(
@@ -368,10 +461,61 @@ pub async fn create_token(
         at.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     });
-    let (token, record) = generate_token(&req.name, role, expires_at);
+    let (token, mut record) = generate_token(&req.name, role, expires_at);
+    record.scopes = scopes;
+    record.team = req.team;
     state.store.put_token(&record, &who.actor()).await?;
-    let body = json!({ "id": record.id, "name": record.name, "role": record.role, "expires_at": record.expires_at, "token": token });
+    let body = json!({
+        "id": record.id, "name": record.name, "role": record.role, "expires_at": record.expires_at,
+        "scopes": record.scopes, "team": record.team, "token": token,
+    });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn invalid_token(path: &str, message: String) -> ApiError {
+    let mut e = ApiError::invalid(vec![tollgate_model::Located {
+        path: path.to_string(),
+        line: None,
+        column: None,
+        message,
+    }]);
+    e.kind = "invalid-token";
+    e.detail = e
+        .detail
+        .replace("the configuration is invalid", "the token is invalid");
+    e
+}
+
+/// The scopes a new token asks for, checked: each known, and each one `who` has.
+fn granted_scopes(who: &Principal, list: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if list.is_empty() {
+        return Err(invalid_token(
+            "scopes",
+            "list at least one scope, or leave `scopes` out to reach every group".to_string(),
+        ));
+    }
+    let mut scopes = Vec::new();
+    for name in list {
+        let Some(scope) = Scope::parse(&name) else {
+            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            return Err(invalid_token(
+                "scopes",
+                format!("unknown scope `{name}`: use {}", known.join(", ")),
+            ));
+        };
+        if !who.reaches(scope) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("a token cannot grant the `{name}` scope: it does not have it"),
+            ));
+        }
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
+    scopes.sort();
+    Ok(scopes.iter().map(|s| s.as_str().to_string()).collect())
 }
 
 /// Revokes a token at once.
@@ -382,14 +526,15 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     who.require(Role::Admin)?;
-    if let Some(target) = state.store.token(&id).await?
-        && Role::parse(&target.role).is_some_and(|r| r > who.role)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "a token cannot revoke one with a higher role",
-        ));
+    if let Some(target) = state.store.token(&id).await? {
+        if Role::parse(&target.role).is_some_and(|r| r > who.role) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a token cannot revoke one with a higher role",
+            ));
+        }
+        may_assign(&who, target.team.as_deref(), "a token")?;
     }
     if state.store.revoke_token(&id, &who.actor()).await? {
         Ok(StatusCode::NO_CONTENT)

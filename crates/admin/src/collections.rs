@@ -80,7 +80,7 @@ pub(crate) async fn write(
 ) -> Result<ApplyOutcome, ApiError> {
     apply_document(
         state,
-        &who.actor(),
+        who,
         |set| {
             let mut doc = current_document(set)?;
             change(&mut doc)?;

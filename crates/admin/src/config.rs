@@ -40,10 +40,11 @@ pub struct ApplyOutcome {
 }
 
 /// Plans and (unless `dry_run`) commits the change from the current configuration to
-/// `desired`, then installs it. Validation covers the whole resulting configuration.
+/// `desired`, then installs it. Validation covers the whole resulting configuration; a
+/// principal with a team must own every entity the plan changes ([`crate::teams`]).
 pub(crate) async fn apply_document(
     state: &AdminState,
-    actor: &Actor<'_>,
+    who: &Principal,
     change: impl FnOnce(&EntitySet) -> Result<Document, ApiError>,
     expected: Option<i64>,
     dry_run: bool,
@@ -60,28 +61,21 @@ pub(crate) async fn apply_document(
             format!("the configuration is at revision {base}, not {expected}; plan again"),
         ));
     }
+    let before = current_document(&current)?;
     let mut doc = change(&current)?;
-    let deprecated = crate::lifecycle::check(
-        &current_document(&current)?,
-        &mut doc,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| ApiError::invalid(source.cloned().unwrap_or_default().locate_all(e)))?;
+    let deprecated = crate::lifecycle::check(&before, &mut doc, time::OffsetDateTime::now_utc())
+        .map_err(|e| ApiError::invalid(source.cloned().unwrap_or_default().locate_all(e)))?;
     let mut errors = validate(&doc);
     if errors.is_empty() {
         // Governance: a version this change publishes must pass the rules at `error`.
-        errors = tollgate_lint::publish_check(&current_document(&current)?, &doc);
+        errors = tollgate_lint::publish_check(&before, &doc);
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(
             source.cloned().unwrap_or_default().locate_all(errors),
         ));
     }
-    crate::seal::seal(
-        &mut doc,
-        &current_document(&current)?,
-        state.gateway.secrets(),
-    )?;
+    crate::seal::seal(&mut doc, &before, state.gateway.secrets())?;
     let errors = validate(&doc);
     if !errors.is_empty() {
         return Err(ApiError::invalid(
@@ -100,6 +94,7 @@ pub(crate) async fn apply_document(
     })?;
     let desired = EntitySet::from_document(&doc);
     let plan = current.plan_to(&desired);
+    crate::teams::check_plan(who.team.as_deref(), &plan, &before, &doc)?;
     let summary = plan.summary();
     if dry_run || plan.is_empty() {
         return Ok(ApplyOutcome {
@@ -110,7 +105,8 @@ pub(crate) async fn apply_document(
             plan,
         });
     }
-    let revision = state.store.commit(&plan, actor, Some(base)).await?;
+    let actor = who.actor();
+    let revision = state.store.commit(&plan, &actor, Some(base)).await?;
     control::sync(state).await?;
     tracing::info!(revision, actor = actor.who, from = actor.from, %summary, "configuration changed");
     // The apps still calling a newly deprecated version are told (portal notice, webhook).
@@ -146,16 +142,23 @@ pub(crate) fn current_document(set: &EntitySet) -> Result<Document, ApiError> {
     set.to_document().map_err(ApiError::internal)
 }
 
-/// Applies a parsed document as `actor` (used for `serve --config`).
+/// Applies a parsed document as `actor` (used for `serve --config`), with no team.
 pub async fn apply_config(
     state: &AdminState,
     doc: &Document,
     prune: bool,
     actor: &Actor<'_>,
 ) -> Result<ApplyOutcome, ApiError> {
+    let who = Principal {
+        role: crate::auth::Role::Owner,
+        label: actor.who.to_string(),
+        from: actor.from.to_string(),
+        team: None,
+        scopes: None,
+    };
     apply_document(
         state,
-        actor,
+        &who,
         |current| merge(doc, current, prune),
         None,
         false,
@@ -211,7 +214,7 @@ pub async fn apply(
     })?;
     let outcome = apply_document(
         &state,
-        &who.actor(),
+        &who,
         |current| merge(&doc, current, params.prune),
         expected,
         params.dry_run,

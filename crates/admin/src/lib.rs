@@ -25,9 +25,12 @@ mod notify;
 mod openapi;
 mod passwords;
 mod pricing;
+mod privacy;
 mod problem;
+mod scopes;
 mod seal;
 mod subscriptions;
+mod teams;
 mod usage;
 mod users;
 
@@ -42,7 +45,9 @@ use tollgate_gateway::Gateway;
 use tollgate_store::Store;
 
 pub use alerts::{spawn_alerts, spawn_block_sync};
-pub use analytics::{retain as retain_analytics, spawn_retention as spawn_analytics_retention};
+pub use analytics::{
+    retain as retain_analytics, retain_records, spawn_retention as spawn_analytics_retention,
+};
 pub use auth::{
     CSRF_HEADER, DASHBOARD_COOKIE, Principal, Role, cookie, dashboard_session, generate_token,
     hash_token, same_secret,
@@ -97,6 +102,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .merge(config::routes())
         .merge(collections::routes())
         .merge(identities::routes())
+        .merge(privacy::routes())
         .merge(auth::routes())
         .merge(users::routes())
         .merge(cache::routes())

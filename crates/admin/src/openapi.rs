@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::{
     alerts, analytics, audit, auth, cache, collections, compliance, config, credit, export,
-    identities, invoices, lifecycle, nodes, notify, pricing, subscriptions, usage, users,
+    identities, invoices, lifecycle, nodes, notify, pricing, privacy, subscriptions, usage, users,
 };
 
 #[derive(OpenApi)]
@@ -22,6 +22,7 @@ use crate::{
         identities::list_developers, identities::get_developer, identities::create_developer, identities::put_developer, identities::delete_developer,
         identities::list_apps, identities::get_app, identities::create_app, identities::put_app, identities::delete_app,
         identities::list_keys, identities::create_key, identities::revoke_key,
+        privacy::export, privacy::erase,
         identities::list_certificates, identities::get_certificate, identities::create_certificate, identities::put_certificate, identities::delete_certificate,
         auth::list_tokens, auth::create_token, auth::revoke_token,
         users::list_users, users::get_user, users::create_user, users::update_user, users::delete_user,

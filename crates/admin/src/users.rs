@@ -1,7 +1,8 @@
 //! Dashboard users (`/api/users`): people who sign in to the dashboard with an e-mail and a
 //! password, each with a role (viewer, editor, admin, owner) that scopes what they may do,
-//! exactly as a token's role does. Managing users needs the admin role, and no one grants
-//! or removes a role above their own.
+//! exactly as a token's role does, and optionally a team (whose APIs alone they may
+//! change). Managing users needs the admin role, no one grants or removes a role above
+//! their own, and a principal with a team manages only users of that team.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::AdminState;
 use crate::auth::{Principal, Role};
 use crate::passwords::{hash_password, password_problem};
 use crate::problem::ApiError;
+use crate::teams::{may_assign, team_problem};
 
 pub fn routes() -> Router<Arc<AdminState>> {
     Router::new()
@@ -40,6 +42,9 @@ pub struct NewUser {
     /// viewer, editor, admin or owner (default viewer).
     #[serde(default)]
     role: Option<String>,
+    /// The team whose APIs the user may change; none for a user without a team.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -54,6 +59,9 @@ pub struct UserChange {
     /// true disables sign-in (and ends the user's sessions); false enables it again.
     #[serde(default)]
     disabled: Option<bool>,
+    /// A new team; an empty string leaves the user without a team.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 fn field(path: &str, message: impl Into<String>) -> Located {
@@ -159,9 +167,13 @@ pub async fn create_user(
         errors.push(e);
         Role::Viewer
     });
+    if let Some(p) = req.team.as_deref().and_then(team_problem) {
+        errors.push(field("team", p));
+    }
     if !errors.is_empty() {
         return Err(invalid(errors));
     }
+    may_assign(&who, req.team.as_deref(), "a user")?;
     if state.store.user(&email).await?.is_some() {
         return Err(invalid(vec![field(
             "email",
@@ -175,6 +187,7 @@ pub async fn create_user(
         role: role.as_str().to_string(),
         created_at: tollgate_store::now_rfc3339(),
         disabled_at: None,
+        team: req.team,
     };
     state.store.put_user(&record, &who.actor()).await?;
     Ok((StatusCode::CREATED, Json(record)).into_response())
@@ -195,7 +208,18 @@ pub async fn update_user(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user `{email}`")))?;
     outranks(&who, &user)?;
+    may_assign(&who, user.team.as_deref(), "a user")?;
     let mut errors = Vec::new();
+    if let Some(team) = req.team {
+        let team = (!team.is_empty()).then_some(team);
+        match team.as_deref().and_then(team_problem) {
+            Some(p) => errors.push(field("team", p)),
+            None => {
+                may_assign(&who, team.as_deref(), "a user")?;
+                user.team = team;
+            }
+        }
+    }
     if let Some(name) = req.name {
         user.name = name.trim().chars().take(100).collect();
     }
@@ -249,6 +273,7 @@ pub async fn delete_user(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user `{email}`")))?;
     outranks(&who, &user)?;
+    may_assign(&who, user.team.as_deref(), "a user")?;
     state.store.delete_user(&email, &who.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

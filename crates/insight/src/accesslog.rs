@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -277,6 +277,32 @@ pub struct AccessLog {
     dropped: Counter,
     stop: Arc<AtomicBool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Rotated files older than this many seconds are deleted (0: kept, up to [`KEEP`]).
+    keep_rotated: Arc<AtomicU64>,
+}
+
+/// How often the writer looks for rotated files past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes the rotated files of `path` (`path.1` … `path.KEEP`) last changed more than
+/// `older_than` ago. Answers how many it deleted.
+pub fn prune_rotated(path: &std::path::Path, older_than: Duration) -> usize {
+    let now = SystemTime::now();
+    let mut deleted = 0;
+    for n in 1..=KEEP {
+        let mut name = path.to_path_buf().into_os_string();
+        name.push(format!(".{n}"));
+        let name = PathBuf::from(name);
+        let old = std::fs::metadata(&name)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > older_than);
+        if old && std::fs::remove_file(&name).is_ok() {
+            deleted += 1;
+        }
+    }
+    deleted
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -292,11 +318,18 @@ impl Default for AccessLog {
             dropped: metrics::counter!("tollgate_access_log_dropped_total"),
             stop: Arc::default(),
             writer: Mutex::new(None),
+            keep_rotated: Arc::default(),
         }
     }
 }
 
 impl AccessLog {
+    /// Sets how long rotated files are kept (the configuration's
+    /// `settings.retention.access_log`); the writer deletes older ones every few minutes.
+    pub fn set_retention(&self, keep: Duration) {
+        self.keep_rotated.store(keep.as_secs(), Ordering::Relaxed);
+    }
+
     /// Whether a writer runs (records are worth capturing).
     pub fn is_on(&self) -> bool {
         self.tx.get().is_some()
@@ -322,6 +355,7 @@ impl AccessLog {
             return Err(std::io::Error::other("the access log is already started"));
         }
         let stop = self.stop.clone();
+        let keep_rotated = self.keep_rotated.clone();
         let writer = std::thread::Builder::new()
             .name("tollgate-access-log".into())
             .spawn(move || {
@@ -329,6 +363,7 @@ impl AccessLog {
                 let mut clock = Clock::default();
                 let mut failing = false;
                 let mut flushed = Instant::now();
+                let mut pruned = Instant::now();
                 loop {
                     let stopping = stop.load(Ordering::Acquire);
                     let mut result = Ok(());
@@ -358,6 +393,16 @@ impl AccessLog {
                     }
                     if stopping {
                         return;
+                    }
+                    if pruned.elapsed() >= PRUNE_EVERY {
+                        pruned = Instant::now();
+                        let keep = keep_rotated.load(Ordering::Relaxed);
+                        if let (Some(path), true) = (out.path(), keep > 0) {
+                            let n = prune_rotated(path, Duration::from_secs(keep));
+                            if n > 0 {
+                                tracing::info!(files = n, "rotated access log files past their retention deleted");
+                            }
+                        }
                     }
                     std::thread::sleep(TICK);
                 }
@@ -474,6 +519,14 @@ impl Output {
     }
 
     /// `access.log` → `access.log.1` → … → `access.log.5` (the oldest is removed).
+    /// The file written to, if the log goes to a file.
+    fn path(&self) -> Option<&std::path::Path> {
+        match &self.target {
+            Target::File(p) => Some(p),
+            Target::Stdout => None,
+        }
+    }
+
     fn rotate(&mut self) -> std::io::Result<()> {
         let Target::File(path) = self.target.clone() else {
             return Ok(());
@@ -499,6 +552,23 @@ impl Output {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn rotated_files_past_retention_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, "current").unwrap();
+        for n in 1..=3 {
+            std::fs::write(dir.path().join(format!("access.log.{n}")), "old").unwrap();
+        }
+        // Nothing is older than an hour: all kept.
+        assert_eq!(prune_rotated(&path, Duration::from_secs(3600)), 0);
+        std::thread::sleep(Duration::from_millis(50));
+        // Older than 10 ms: the rotated ones go, the current file stays.
+        assert_eq!(prune_rotated(&path, Duration::from_millis(10)), 3);
+        assert!(path.exists());
+        assert!(!dir.path().join("access.log.1").exists());
+    }
 
     fn record(spec: LogSpec) -> Record {
         let spec = LogSpec {

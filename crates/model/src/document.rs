@@ -72,6 +72,58 @@ pub struct Settings {
     /// Suspicious-traffic detectors.
     #[serde(default, skip_serializing_if = "is_default")]
     pub detectors: DetectorSettings,
+    /// How long notices, webhook deliveries, alerts and rotated access log files are kept.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub retention: RetentionSettings,
+}
+
+/// How long records other than analytics are kept; older ones are deleted every minute.
+/// The audit log is not pruned: it is append-only and hash-chained (archive it with
+/// `tollgate audit export`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Developer notices (quota, credit, deprecation).
+    #[serde(default = "RetentionSettings::default_notices")]
+    pub notices: Duration,
+    /// Webhook deliveries that were delivered or gave up (pending ones are kept).
+    #[serde(default = "RetentionSettings::default_deliveries")]
+    pub webhook_deliveries: Duration,
+    /// Alerts whose block, if any, has ended.
+    #[serde(default = "RetentionSettings::default_alerts")]
+    pub alerts: Duration,
+    /// Rotated access log files (`access.log.1` …), by their last change, on every node.
+    #[serde(default = "RetentionSettings::default_access_log")]
+    pub access_log: Duration,
+}
+
+impl RetentionSettings {
+    fn default_notices() -> Duration {
+        Duration::from_secs(365 * 86_400)
+    }
+
+    fn default_deliveries() -> Duration {
+        Duration::from_secs(90 * 86_400)
+    }
+
+    fn default_alerts() -> Duration {
+        Duration::from_secs(365 * 86_400)
+    }
+
+    fn default_access_log() -> Duration {
+        Duration::from_secs(90 * 86_400)
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            notices: Self::default_notices(),
+            webhook_deliveries: Self::default_deliveries(),
+            alerts: Self::default_alerts(),
+            access_log: Self::default_access_log(),
+        }
+    }
 }
 
 /// One detector: it fires when `threshold` is reached within `window`, and blocks the

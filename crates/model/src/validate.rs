@@ -317,6 +317,7 @@ pub fn validate(doc: &Document) -> Vec<FieldError> {
     check_route_conflicts(&routes, &mut errs);
     check_identities(doc, &mut errs);
     check_analytics(&doc.settings.analytics, &mut errs);
+    check_retention(&doc.settings.retention, &mut errs);
     for (name, rule) in [
         ("auth_failures", &doc.settings.detectors.auth_failures),
         ("enumeration", &doc.settings.detectors.enumeration),
@@ -1020,6 +1021,24 @@ fn check_analytics(a: &crate::document::AnalyticsSettings, errs: &mut Errors) {
     }
 }
 
+/// Every retention is at least an hour (less would delete what was just written).
+fn check_retention(r: &crate::document::RetentionSettings, errs: &mut Errors) {
+    let hour = crate::units::Duration::from_secs(3600);
+    for (path, d) in [
+        ("settings.retention.notices", r.notices),
+        (
+            "settings.retention.webhook_deliveries",
+            r.webhook_deliveries,
+        ),
+        ("settings.retention.alerts", r.alerts),
+        ("settings.retention.access_log", r.access_log),
+    ] {
+        if d < hour {
+            errs.push(path, "keep records at least 1h");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1133,6 +1152,13 @@ webhooks:
         let yaml = format!("{BASE}settings:\n  analytics: {{ minutes: 3d }}\n");
         let paths: Vec<String> = check(&yaml).into_iter().map(|e| e.path).collect();
         assert_eq!(paths, Vec::<String>::new(), "hours default to 90 days");
+    }
+
+    #[test]
+    fn retention_is_at_least_an_hour() {
+        let yaml = format!("{BASE}settings:\n  retention: {{ notices: 30m, alerts: 2d }}\n");
+        let paths: Vec<String> = check(&yaml).into_iter().map(|e| e.path).collect();
+        assert_eq!(paths, ["settings.retention.notices"]);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct UserRecord {
     pub role: String,
     pub created_at: String,
     pub disabled_at: Option<String>,
+    /// The team whose APIs the user may change; `None` for a user without a team.
+    pub team: Option<String>,
 }
 
 /// A live browser session.
@@ -49,6 +51,7 @@ macro_rules! user_from_row {
             role: r.try_get("role")?,
             created_at: r.try_get("created_at")?,
             disabled_at: r.try_get("disabled_at")?,
+            team: r.try_get("team")?,
         })
     }};
 }
@@ -69,9 +72,10 @@ impl Store {
             let mut tx = p.begin().await.context("starting a change")?;
             let revision = bump_revision!(tx);
             sqlx::query(
-                "INSERT INTO users (email, name, password_hash, role, created_at, disabled_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email) DO UPDATE SET name = excluded.name, \
-                 password_hash = excluded.password_hash, role = excluded.role, disabled_at = excluded.disabled_at",
+                "INSERT INTO users (email, name, password_hash, role, created_at, disabled_at, team) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO UPDATE SET name = excluded.name, \
+                 password_hash = excluded.password_hash, role = excluded.role, disabled_at = excluded.disabled_at, \
+                 team = excluded.team",
             )
             .bind(&u.email)
             .bind(&u.name)
@@ -79,6 +83,7 @@ impl Store {
             .bind(&u.role)
             .bind(&u.created_at)
             .bind(&u.disabled_at)
+            .bind(&u.team)
             .execute(&mut *tx)
             .await
             .context("writing a user")?;
@@ -92,7 +97,7 @@ impl Store {
 
     pub async fn user(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         with_pool!(self, p => sqlx::query(
-            "SELECT email, name, password_hash, role, created_at, disabled_at FROM users WHERE email = $1",
+            "SELECT email, name, password_hash, role, created_at, disabled_at, team FROM users WHERE email = $1",
         )
         .bind(email)
         .fetch_optional(p)
@@ -103,7 +108,7 @@ impl Store {
 
     pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         with_pool!(self, p => sqlx::query(
-            "SELECT email, name, password_hash, role, created_at, disabled_at FROM users ORDER BY email",
+            "SELECT email, name, password_hash, role, created_at, disabled_at, team FROM users ORDER BY email",
         )
         .fetch_all(p)
         .await

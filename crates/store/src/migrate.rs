@@ -69,6 +69,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_accounts.sql"),
         postgres: include_str!("../migrations/postgres/0011_accounts.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("../migrations/sqlite/0012_teams_scopes.sql"),
+        postgres: include_str!("../migrations/postgres/0012_teams_scopes.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS tollgate_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";

@@ -18,6 +18,22 @@ pub struct TokenRecord {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The endpoint groups the token reaches; `None` reaches every group.
+    pub scopes: Option<Vec<String>>,
+    /// The team whose APIs the token may change; `None` for a token without a team.
+    pub team: Option<String>,
+}
+
+/// Reads the `scopes` column: a JSON array of group names, or NULL.
+fn scopes_from_column(text: Option<String>) -> Result<Option<Vec<String>>, sqlx::Error> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
+}
+
+fn scopes_to_column(scopes: &Option<Vec<String>>) -> Option<String> {
+    scopes
+        .as_ref()
+        .map(|s| serde_json::Value::from(s.clone()).to_string())
 }
 
 macro_rules! from_row {
@@ -31,6 +47,8 @@ macro_rules! from_row {
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
             revoked_at: r.try_get("revoked_at")?,
+            scopes: scopes_from_column(r.try_get("scopes")?)?,
+            team: r.try_get("team")?,
         })
     }};
 }
@@ -45,10 +63,10 @@ impl Store {
             let mut tx = p.begin().await.context("starting a change")?;
             let revision = bump_revision!(tx);
             sqlx::query(
-                "INSERT INTO admin_tokens (id, name, secret_hash, role, created_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                "INSERT INTO admin_tokens (id, name, secret_hash, role, created_at, expires_at, revoked_at, scopes, team) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                  secret_hash = excluded.secret_hash, role = excluded.role, expires_at = excluded.expires_at, \
-                 revoked_at = excluded.revoked_at",
+                 revoked_at = excluded.revoked_at, scopes = excluded.scopes, team = excluded.team",
             )
             .bind(&t.id)
             .bind(&t.name)
@@ -57,12 +75,15 @@ impl Store {
             .bind(&t.created_at)
             .bind(&t.expires_at)
             .bind(&t.revoked_at)
+            .bind(scopes_to_column(&t.scopes))
+            .bind(&t.team)
             .execute(&mut *tx)
             .await
             .context("writing a token")?;
             // The record without its secret's hash.
             let after = serde_json::json!({
                 "name": t.name, "role": t.role, "expires_at": t.expires_at, "revoked_at": t.revoked_at,
+                "scopes": t.scopes, "team": t.team,
             })
             .to_string();
             log_change!(tx, revision, "token", &t.id, "create", actor, &now, None, Some(after));
@@ -73,7 +94,8 @@ impl Store {
 
     pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         with_pool!(self, p => sqlx::query(
-            "SELECT id, name, secret_hash, role, created_at, expires_at, revoked_at FROM admin_tokens WHERE id = $1",
+            "SELECT id, name, secret_hash, role, created_at, expires_at, revoked_at, scopes, team \
+             FROM admin_tokens WHERE id = $1",
         )
             .bind(id)
             .fetch_optional(p)
@@ -84,7 +106,8 @@ impl Store {
 
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         with_pool!(self, p => sqlx::query(
-            "SELECT id, name, secret_hash, role, created_at, expires_at, revoked_at FROM admin_tokens ORDER BY created_at, id",
+            "SELECT id, name, secret_hash, role, created_at, expires_at, revoked_at, scopes, team \
+             FROM admin_tokens ORDER BY created_at, id",
         )
             .fetch_all(p)
             .await

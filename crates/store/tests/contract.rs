@@ -886,6 +886,8 @@ async fn tokens_are_kept_hashed_and_revocable(store: Store) {
         created_at: tollgate_store::now_rfc3339(),
         expires_at: None,
         revoked_at: None,
+        scopes: Some(vec!["config".into(), "audit".into()]),
+        team: Some("payments".into()),
     };
     store
         .put_token(&t, &Actor::local("bootstrap"))

@@ -82,6 +82,8 @@ pub struct Node {
     pub proxy: SocketAddr,
     /// Admin listener address.
     pub admin: SocketAddr,
+    /// Developer portal listener address.
+    pub portal: SocketAddr,
     /// Admin bearer token (`TOLLGATE_ADMIN_TOKEN`).
     pub token: String,
     /// The `--data-dir` passed to the process.
@@ -142,6 +144,7 @@ impl Node {
         loop {
             attempt += 1;
             let (proxy, admin) = free_port_pair()?;
+            let portal = free_addr()?;
             let mut command = Command::new(bin);
             command
                 .arg("serve")
@@ -151,6 +154,9 @@ impl Node {
                 .arg(proxy.to_string())
                 .arg("--admin-listen")
                 .arg(admin.to_string());
+            if !opts.extra_args.iter().any(|a| a == "--portal-listen") {
+                command.arg("--portal-listen").arg(portal.to_string());
+            }
             if let Some(file) = &config_file {
                 command.arg("--config").arg(file);
             }
@@ -173,6 +179,7 @@ impl Node {
             let mut node = Node {
                 proxy,
                 admin,
+                portal,
                 token: token.clone(),
                 data_dir: data_dir.clone(),
                 work_dir: work_dir.clone(),
@@ -252,6 +259,11 @@ impl Node {
     /// `ws://127.0.0.1:P` (proxy) followed by `path`.
     pub fn proxy_ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.proxy, path)
+    }
+
+    /// `http://127.0.0.1:W` (developer portal) followed by `path`.
+    pub fn portal_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.portal, path)
     }
 
     /// `http://127.0.0.1:A` (admin) followed by `path`.

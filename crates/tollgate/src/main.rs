@@ -4,6 +4,7 @@
 mod audit;
 mod configfile;
 mod demo;
+mod handover;
 mod import;
 mod lint;
 mod remote;

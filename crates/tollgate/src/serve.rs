@@ -17,7 +17,7 @@ use tollgate_limits::quota::{Deltas, QuotaStore};
 use tollgate_model::Document;
 use tollgate_store::{Store, TokenRecord};
 
-use crate::{Failure, configfile};
+use crate::{Failure, configfile, handover};
 
 #[derive(clap::Args, Clone)]
 pub struct ServeArgs {
@@ -41,6 +41,13 @@ pub struct ServeArgs {
     pub proxy_listen: SocketAddr,
     #[arg(long, env = "TOLLGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8001")]
     pub admin_listen: SocketAddr,
+    /// The developer portal's listener, or `off`.
+    #[arg(long, env = "TOLLGATE_PORTAL_LISTEN", default_value = "0.0.0.0:8002")]
+    pub portal_listen: String,
+    /// The gateway's address as developers reach it, shown in the portal's API reference
+    /// (default: the proxy listener's address).
+    #[arg(long, env = "TOLLGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// HTTPS listener of the proxy (e.g. 0.0.0.0:8443), serving the configured
     /// certificates by SNI. Off unless set.
     #[arg(long, env = "TOLLGATE_PROXY_TLS_LISTEN")]
@@ -101,6 +108,16 @@ pub struct Extras {
     pub fresh_token: bool,
     /// Started inside the runtime before the configuration is applied.
     pub start: Box<dyn FnOnce() + Send>,
+    /// Sign-in accounts made once the configuration is applied.
+    pub accounts: Vec<Account>,
+}
+
+/// A sign-in account `demo` makes: a dashboard user with a role, or (without one) the
+/// portal account of a configured developer.
+pub struct Account {
+    pub email: String,
+    pub password: String,
+    pub dashboard_role: Option<&'static str>,
 }
 
 pub fn run(args: ServeArgs, extras: Option<Extras>) -> Result<(), Failure> {
@@ -250,6 +267,8 @@ async fn bootstrap_token(store: &Store, fresh: bool) -> Result<Option<String>, F
                 created_at: tollgate_store::now_rfc3339(),
                 expires_at: None,
                 revoked_at: None,
+                scopes: None,
+                team: None,
             };
             store
                 .put_token(&record, &tollgate_store::Actor::local("bootstrap"))
@@ -275,10 +294,40 @@ async fn bootstrap_token(store: &Store, fresh: bool) -> Result<Option<String>, F
     Ok(Some(token))
 }
 
+/// The portal's address from `--portal-listen`; `off` turns the portal off.
+fn portal_address(value: &str) -> Result<Option<SocketAddr>, Failure> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        Failure::Invalid(format!(
+            "--portal-listen `{value}` is not an address such as 0.0.0.0:8002, or off"
+        ))
+    })
+}
+
+/// An address this host can connect to: a wildcard listener is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+            SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        }
+    } else {
+        addr
+    }
+}
+
+/// A listener on `addr`: the socket a previous node handed over for `what`, if any, else
+/// a new one. Either way kept for a successor (see `handover`).
 async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
+    let listener = match handover::take(what, addr) {
+        Some(inherited) => TcpListener::from_std(inherited),
+        None => TcpListener::bind(addr).await,
+    }
+    .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))?;
+    handover::keep(what, &listener);
+    Ok(listener)
 }
 
 /// A proxy listening socket with `SO_REUSEPORT`: every proxy worker gets one of its own on
@@ -297,10 +346,20 @@ fn bind_shared_port(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// A proxy listener: like [`bind`], with `SO_REUSEPORT` when it is new.
 async fn bind_proxy(addr: SocketAddr, what: &str) -> Result<TcpListener, Failure> {
-    bind_shared_port(addr)
-        .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))
+    let listener = match handover::take(what, addr) {
+        Some(inherited) => TcpListener::from_std(inherited),
+        None => bind_shared_port(addr),
+    }
+    .map_err(|e| Failure::Runtime(format!("cannot listen on {addr} ({what}): {e}")))?;
+    handover::keep(what, &listener);
+    Ok(listener)
 }
+
+/// Roles of the proxy listeners, as `bind_proxy` and the workers name them.
+const PROXY: &str = "proxy";
+const PROXY_TLS: &str = "proxy TLS";
 
 async fn serve(
     args: ServeArgs,
@@ -466,13 +525,41 @@ async fn serve(
                 })?;
         tracing::info!(revision = outcome.revision, summary = %outcome.summary, "startup configuration applied");
     }
+    for account in extras
+        .iter()
+        .flat_map(|e| &e.accounts)
+        .filter(|_| !degraded)
+    {
+        let hash = tollgate_admin::hash_password(&account.password).await;
+        let made = match account.dashboard_role {
+            Some(role) => store
+                .put_user(
+                    &tollgate_store::UserRecord {
+                        email: account.email.clone(),
+                        name: String::new(),
+                        password_hash: hash,
+                        role: role.to_string(),
+                        created_at: tollgate_store::now_rfc3339(),
+                        disabled_at: None,
+                        team: None,
+                    },
+                    &tollgate_store::Actor::local("demo"),
+                )
+                .await
+                .map(|_| ()),
+            None => store.set_portal_password(&account.email, &hash).await,
+        };
+        made.map_err(|e| Failure::Runtime(format!("demo account {}: {e}", account.email)))?;
+    }
     state
         .loaded
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let proxy_listener = bind_proxy(args.proxy_listen, "proxy").await?;
+    // A node still serving from this data directory hands its listening sockets over.
+    let handover = handover::Start::begin(&data_dir(&args)).await;
+    let proxy_listener = bind_proxy(args.proxy_listen, PROXY).await?;
     let tls_listener = match args.proxy_tls_listen {
-        Some(addr) => Some(bind_proxy(addr, "proxy TLS").await?),
+        Some(addr) => Some(bind_proxy(addr, PROXY_TLS).await?),
         None => None,
     };
     if let Some(l) = &tls_listener {
@@ -496,6 +583,10 @@ async fn serve(
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     tracing::info!(%proxy_addr, %admin_addr, revision = gateway.revision(), %node, "tollgate is serving");
 
+    let portal_listener = match portal_address(&args.portal_listen)? {
+        Some(addr) => Some(bind(addr, "developer portal").await?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = spawn_background(
         store.clone(),
@@ -506,7 +597,40 @@ async fn serve(
         stop_rx.clone(),
     );
 
-    let admin_router = tollgate_admin::router(state.clone());
+    let api_router = tollgate_admin::router(state.clone());
+    let gateway_url = format!("http://{}", reachable(proxy_addr));
+    let web_settings = tollgate_web::WebSettings {
+        public_gateway_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| gateway_url.clone()),
+        gateway_url,
+    };
+    let admin_router = api_router.clone().merge(tollgate_web::dashboard(
+        state.clone(),
+        api_router.clone(),
+        web_settings.clone(),
+    ));
+    let portal_task = portal_listener.map(|listener| {
+        let router = tollgate_web::portal(state.clone(), api_router.clone(), web_settings);
+        let mut stop = stop_rx.clone();
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "developer portal");
+        }
+        tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "portal listener failed");
+            }
+        })
+    });
     let mut admin_stop = stop_rx.clone();
     let admin_task = tokio::spawn(async move {
         let served = axum::serve(
@@ -549,8 +673,19 @@ async fn serve(
         &settings,
         &stop_rx,
     )?;
+    let spare = serve_spare_sockets(
+        &proxy_listener,
+        tls_listener.as_ref(),
+        &gateway,
+        &settings,
+        &stop_rx,
+    )?;
+    let mut handover = handover.serving(stop_rx.clone()).await;
     let stop_all = async move {
-        shutdown_signal().await;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = handover.taken_over() => {}
+        }
         let _ = stop_tx.send(true);
     };
     match tls_listener {
@@ -571,10 +706,21 @@ async fn serve(
         }
         None => tollgate_gateway::serve(proxy_listener, gateway.clone(), settings, stop_all).await,
     }
-    for worker in extra {
-        let _ = worker.join();
+    // Joined off this thread: its runtime still runs the admin API and the hand-over
+    // socket (which closes its copies of the listening sockets) while other workers drain.
+    let _ = tokio::task::spawn_blocking(move || {
+        for worker in extra {
+            let _ = worker.join();
+        }
+    })
+    .await;
+    for task in spare {
+        let _ = task.await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), admin_task).await;
+    if let Some(task) = portal_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     background.abort();
     webhook_worker.abort();
     credit_watch.abort();
@@ -623,15 +769,22 @@ fn spawn_proxy_workers(
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, Failure> {
     let fail = |e: std::io::Error| Failure::Runtime(format!("cannot start a proxy worker: {e}"));
-    // Each worker listens on a socket of its own, bound to the same address.
-    let own = |l: &TcpListener| -> std::io::Result<std::net::TcpListener> {
-        bind_shared_port(l.local_addr()?)?.into_std()
+    // Each worker listens on a socket of its own, bound to the same address: one a previous
+    // node handed over, or a new one.
+    let own = |l: &TcpListener, what: &str| -> std::io::Result<std::net::TcpListener> {
+        let addr = l.local_addr()?;
+        let socket = match handover::take(what, addr) {
+            Some(inherited) => inherited,
+            None => bind_shared_port(addr)?.into_std()?,
+        };
+        handover::keep(what, &socket);
+        Ok(socket)
     };
     let mut threads = Vec::with_capacity(count);
     for i in 1..=count {
-        let socket = own(listener).map_err(fail)?;
+        let socket = own(listener, PROXY).map_err(fail)?;
         let tls_socket = match tls_listener {
-            Some(l) => Some(own(l).map_err(fail)?),
+            Some(l) => Some(own(l, PROXY_TLS).map_err(fail)?),
             None => None,
         };
         let (gateway, settings, mut stop) = (gateway.clone(), settings.clone(), stop.clone());
@@ -677,6 +830,39 @@ fn spawn_proxy_workers(
         threads.push(thread);
     }
     Ok(threads)
+}
+
+/// Serves the proxy sockets a previous node handed over beyond one per worker (it had
+/// more workers): connections are waiting in their queues. They run on this thread.
+fn serve_spare_sockets(
+    listener: &TcpListener,
+    tls_listener: Option<&TcpListener>,
+    gateway: &Arc<Gateway>,
+    settings: &ListenerSettings,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Failure> {
+    let fail =
+        |e: std::io::Error| Failure::Runtime(format!("cannot serve an inherited socket: {e}"));
+    let mut tasks = Vec::new();
+    for (role, l) in [(PROXY, Some(listener)), (PROXY_TLS, tls_listener)] {
+        let Some(l) = l else { continue };
+        for socket in handover::take_all(role, l.local_addr().map_err(fail)?) {
+            handover::keep(role, &socket);
+            let socket = TcpListener::from_std(socket).map_err(fail)?;
+            let (gateway, settings, mut stop) = (gateway.clone(), settings.clone(), stop.clone());
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            tasks.push(if role == PROXY {
+                tokio::spawn(tollgate_gateway::serve(socket, gateway, settings, stopped))
+            } else {
+                tokio::spawn(tollgate_gateway::serve_tls(
+                    socket, gateway, settings, stopped,
+                ))
+            });
+        }
+    }
+    Ok(tasks)
 }
 
 /// Keeps the gateway at the store's revision (changes made by other nodes or tools), the

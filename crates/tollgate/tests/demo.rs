@@ -12,6 +12,7 @@ use common::*;
 fn demo_prints_commands_that_work_as_printed() {
     let proxy = tollgate_testkit::free_addr().unwrap();
     let admin = tollgate_testkit::free_addr().unwrap();
+    let portal = tollgate_testkit::free_addr().unwrap();
     let mut child = Command::new(bin())
         .args([
             "demo",
@@ -19,6 +20,8 @@ fn demo_prints_commands_that_work_as_printed() {
             &proxy.to_string(),
             "--admin-listen",
             &admin.to_string(),
+            "--portal-listen",
+            &portal.to_string(),
         ])
         .env_remove("TOLLGATE_ADMIN_TOKEN")
         .stdout(Stdio::piped())
@@ -104,12 +107,65 @@ fn demo_prints_commands_that_work_as_printed() {
             assert!(body.contains("tollgate_requests_total"), "{body}");
         }
     }
+    // The printed sign-ins work: the dashboard's and the portal's.
+    for (who, url) in [
+        ("admin@demo.test", format!("http://{admin}")),
+        ("dev@acme.test", format!("http://{portal}")),
+    ] {
+        let line = banner
+            .iter()
+            .find(|l| l.contains(&format!("sign in: {who} / ")))
+            .unwrap_or_else(|| panic!("no sign-in for {who}:\n{text}"));
+        let password = line
+            .split(&format!("{who} / "))
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        assert_eq!(sign_in(&url, who, password), 303, "{who} signs in at {url}");
+        assert_eq!(sign_in(&url, who, "not the password"), 401);
+    }
     let mut child = guard.0.take().unwrap();
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "demo exited with {status:?}");
+}
+
+/// Signs in with curl as a browser would (the form's token and its cookie), and answers the
+/// status of the sign-in.
+fn sign_in(base: &str, email: &str, password: &str) -> u16 {
+    let jar = tempfile::NamedTempFile::new().unwrap();
+    let jar = jar.path().to_str().unwrap();
+    let page = Command::new("curl")
+        .args(["-s", "-c", jar, &format!("{base}/login")])
+        .output()
+        .unwrap();
+    let html = String::from_utf8_lossy(&page.stdout);
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-b",
+            jar,
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            &format!("email={email}"),
+            "--data-urlencode",
+            &format!("password={password}"),
+            &format!("{base}/login"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
 }
 
 /// Whether the banner line that holds `cmd` carries `marker` in its comment.

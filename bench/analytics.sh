@@ -331,7 +331,7 @@ start_tollgate() {
   fi
   mkdir -p "$WORK/data-$name"
   (while read -r v; do unset "$v"; done < <(compgen -e | grep '^TOLLGATE_' || true)   # the caller's settings
-   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
    exec "$BIN" serve --config "$conf" --data-dir "$WORK/data-$name" \
      --proxy-listen "$HOST:${TG_PORT[$name]}" --admin-listen "$HOST:${TG_ADMIN[$name]}" \
      --workers "$WORKERS" "$@") > "$WORK/tg-$name.log" 2>&1 &

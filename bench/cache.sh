@@ -325,7 +325,7 @@ start_tollgate() {  # $1 = cache|nocache, $2 = cpulist or -, $3 = workers ; sets
   [[ $kind == cache ]] && admin=$TG_CACHE_ADMIN || admin=$TG_NOCACHE_ADMIN
   FAIL_OF[$target]=""
   write_tollgate_conf "$kind"
-  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
    run_on "$2" "$BIN" serve --config "$WORK/tollgate-$kind.yaml" --data-dir "$WORK/data-$kind" \
      --proxy-listen "$HOST:${PORT_OF[$target]}" --admin-listen "$HOST:$admin" --workers "$3") \
      > "$logf" 2>&1 &

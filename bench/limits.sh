@@ -326,7 +326,7 @@ start_node() {  # $1 = index (1-based)
   mkdir -p "$dir/data"
   ( # the caller's own TOLLGATE_* settings must not leak into the nodes
     for v in $(compgen -e); do [[ $v == TOLLGATE_* ]] && unset "$v"; done
-    export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+    export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
     exec "$BIN" serve --config "$WORK/tollgate.yaml" --data-dir "$dir/data" \
       --proxy-listen "$HOST:${NODE_PORT[i]}" --admin-listen "$HOST:${ADMIN_PORT[i]}" \
       --redis "$REDIS_URL" --workers "$WORKERS" --node-name "$(node_name "$i")"

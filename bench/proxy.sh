@@ -273,7 +273,7 @@ start_tollgate() {  # $1 = cpulist or -, $2 = workers ; sets TOLLGATE_FAIL on fa
   local logf=$WORK/tollgate-$2w.log
   TOLLGATE_FAIL=""
   write_tollgate_conf
-  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
    run_on "$1" "$BIN" serve --config "$WORK/tollgate.yaml" --data-dir "$WORK/data" \
      --proxy-listen "$HOST:$TG_PORT" --admin-listen "$HOST:$TG_ADMIN_PORT" --workers "$2") \
      > "$logf" 2>&1 &

@@ -145,7 +145,7 @@ EOF
 ADMIN_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 GEN_PID=()   # process id of each generation
 start_generation() {  # $1 = generation number; every generation has the same command line
-  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=info
+  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=info
    exec "$BIN" serve --config "$WORK/tollgate.yaml" --data-dir "$WORK/data" \
      --proxy-listen "$HOST:$PROXY_PORT" --admin-listen "$HOST:$ADMIN_PORT" \
      --workers "$WORKERS" --node-name "gen$1") >"$WORK/gen$1.log" 2>&1 &

@@ -405,7 +405,7 @@ start_nginx_proxy() {
 start_tollgate() {  # sets TOLLGATE_FAIL on failure
   TOLLGATE_FAIL=""
   write_tollgate_conf
-  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+  (export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
    exec "$BIN" serve --config "$WORK/tollgate.yaml" --data-dir "$WORK/data" \
      --proxy-listen "$HOST:$TG_PORT" --proxy-tls-listen "$HOST:$TG_TLS_PORT" \
      --admin-listen "$HOST:$TG_ADMIN_PORT" --workers "$WORKERS") > "$TG_LOG" 2>&1 &

@@ -450,7 +450,7 @@ start_tollgate() {  # sets TOLLGATE_FAIL on failure
     log "$out"; die "the generated config does not validate ($BIN validate -f $WORK/tollgate.yaml)"
   fi
   (while read -r v; do unset "$v"; done < <(compgen -e | grep '^TOLLGATE_' || true)   # the caller's settings
-   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn
+   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN TOLLGATE_PORTAL_LISTEN=off RUST_LOG=warn
    exec "$BIN" serve --config "$WORK/tollgate.yaml" --data-dir "$WORK/data" \
      --proxy-listen "$HOST:$TG_PORT" --admin-listen "$HOST:$TG_ADMIN_PORT" \
      --workers "$WORKERS") > "$TG_LOG" 2>&1 &

@@ -604,6 +604,49 @@ mod tests {
         }
     }
 
+    /// The writer's cost per line, for the access log benchmark's reading:
+    /// `cargo test --release -p tollgate-insight -- --ignored line_cost --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn line_cost() {
+        let spec = LogSpec {
+            headers: vec!["user-agent".into()],
+            ..LogSpec::default()
+        };
+        let r = Record {
+            at: SystemTime::now(),
+            request_id: http::HeaderValue::from_static("01JEXAMPLE7Q9ZJ3W8N4T6R2V5"),
+            api: Arc::from("bench"),
+            version: Arc::from("v1"),
+            route: Arc::from("/"),
+            method: http::Method::GET,
+            uri: "/items/42?page=2".parse().unwrap(),
+            status: 200,
+            total_us: 310,
+            upstream_us: Some(250),
+            client_ip: "127.0.0.1".parse().unwrap(),
+            app: None,
+            headers: vec![(
+                0,
+                http::HeaderValue::from_static("wrk/4.1 (bench/analytics.sh)"),
+            )],
+            body: None,
+            spec: Arc::new(spec),
+        };
+        let mut clock = Clock::default();
+        let mut text = String::with_capacity(1024);
+        let n = 1_000_000u32;
+        let started = std::time::Instant::now();
+        let mut bytes = 0;
+        for _ in 0..n {
+            text.clear();
+            line_with(&mut text, &r, &mut clock);
+            bytes += text.len();
+        }
+        let per = started.elapsed() / n;
+        println!("{per:?} per line ({} bytes)", bytes / n as usize);
+    }
+
     #[test]
     fn a_line_is_masked_json() {
         let spec = LogSpec {

@@ -115,6 +115,8 @@ async fn web_journeys() {
     let Some(mut dev) = Browser::launch_or_skip().await else {
         return;
     };
+    // Screenshots of this run only.
+    let _ = std::fs::remove_dir_all(screenshot_dir("web_journeys"));
     let dir = screenshot_dir("web_journeys");
     dev.screenshot_on_failure(dir.join("failure-developer.png"));
     let upstream = MockUpstream::start("svc").await;
@@ -429,6 +431,26 @@ async fn web_journeys() {
         "{warning}"
     );
     shot(&dev, &mut n, "portal-deprecation-notice").await;
+
+    // The portal's pages read on a phone too: nothing scrolls sideways.
+    dev.set_viewport_size(390, 844).await.unwrap();
+    for (path, name) in [
+        ("/", "catalog"),
+        ("/apps/dana-weather", "app"),
+        ("/docs/weather/v1", "reference"),
+    ] {
+        dev.goto(&portal(path)).await.unwrap();
+        dev.wait_for("main.content h1", WAIT).await.unwrap();
+        let overflow = dev
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth + 1;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(overflow, json!(false), "{path} scrolls sideways on a phone");
+        shot(&dev, &mut n, &format!("portal-{name}-phone")).await;
+    }
 
     admin.close().await;
     dev.close().await;

@@ -337,6 +337,32 @@ async fn dashboard_sessions_follow_roles_and_need_csrf() {
     assert!(html.contains("id=\"new-email-error\""), "{html}");
     assert!(html.contains("id=\"new-password-error\""), "{html}");
     assert!(html.contains("value=\"Grace\""), "{html}");
+    // A user with a team, from the form.
+    let reply = admin
+        .post_form(
+            "/users",
+            &[
+                ("csrf", &page_csrf),
+                ("email", "teamed@example.com"),
+                ("password", "long enough pass"),
+                ("role", "editor"),
+                ("team", "payments"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        reply.header("location"),
+        Some("/users?msg=user-created"),
+        "{}",
+        reply.text()
+    );
+    let user = node
+        .admin_get("/api/users/teamed@example.com")
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(user["team"], "payments", "{user}");
+    assert!(admin.get("/users").await.text().contains("payments"));
     // A form with a wrong CSRF token changes nothing.
     let reply = admin
         .post_form(
@@ -542,6 +568,16 @@ async fn developers_sign_up_and_reach_only_their_own_apps() {
     assert_eq!(upstream.requests().len(), 1);
     // The secret is shown once: the app page does not show it again.
     assert!(!alice.get("/apps/alice-app").await.text().contains(secret));
+    // The call counts against the plan's monthly quota on the app's page.
+    let mut page = String::new();
+    for _ in 0..20 {
+        page = alice.get("/apps/alice-app").await.text();
+        if page.contains("1 of 1,000 requests this month") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(page.contains("1 of 1,000 requests this month"), "{page}");
 
     // Bob sees none of it and cannot touch it.
     let mut bob = portal_sign_up(&node, "bob@example.com").await;

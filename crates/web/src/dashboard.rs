@@ -1372,6 +1372,7 @@ pub(crate) struct UserRow {
     pub email: String,
     pub name: String,
     pub role: String,
+    pub team: String,
     pub disabled: bool,
 }
 
@@ -1398,6 +1399,8 @@ struct NewUserForm {
     password: String,
     #[serde(default)]
     role: String,
+    #[serde(default)]
+    team: String,
 }
 
 async fn users_page(
@@ -1421,6 +1424,7 @@ async fn users_page(
                 email: st("email"),
                 name: st("name"),
                 role: st("role"),
+                team: st("team"),
                 disabled: u.get("disabled_at").is_some_and(|v| !v.is_null()),
             }
         })
@@ -1497,9 +1501,15 @@ async fn create_user(
             &s.who,
             Method::POST,
             "/api/users",
-            Some(json!({
-                "email": f.email, "name": f.name, "password": f.password, "role": f.role,
-            })),
+            Some({
+                let mut user = json!({
+                    "email": f.email, "name": f.name, "password": f.password, "role": f.role,
+                });
+                if !f.team.trim().is_empty() {
+                    user["team"] = json!(f.team.trim());
+                }
+                user
+            }),
         )
         .await;
     if answer.ok() {

@@ -1159,6 +1159,7 @@ struct SubView {
     requests: String,
     quota: String,
     quota_pct: u64,
+    has_quota: bool,
 }
 
 struct PlanChoice {
@@ -1233,6 +1234,18 @@ async fn app_view(
             ))
         })
         .collect();
+    // Today's requests per subscription, for daily quotas.
+    let now_minute = time::OffsetDateTime::now_utc().unix_timestamp() / 60;
+    let today_start = now_minute - now_minute.rem_euclid(1440);
+    let today: HashMap<String, u64> = web
+        .admin
+        .store
+        .usage(&format!("{}:", app.name), today_start, now_minute + 1)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|t| Some((t.subscription.split_once(':')?.1.to_string(), t.requests)))
+        .collect();
     let subs = doc
         .subscriptions
         .iter()
@@ -1251,16 +1264,26 @@ async fn app_view(
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default();
-                    let pct = if period == "month" && q.limit > 0 {
-                        (requests * 100 / q.limit).min(100)
+                    let used = if period == "day" {
+                        today.get(&s.product).copied().unwrap_or(0)
                     } else {
-                        0
+                        requests
                     };
-                    (format!("{} requests per {period}", count(q.limit)), pct)
+                    let pct = (used * 100).checked_div(q.limit).unwrap_or(0).min(100);
+                    let when = if period == "day" {
+                        "today"
+                    } else {
+                        "this month"
+                    };
+                    (
+                        format!("{} of {} requests {when}", count(used), count(q.limit)),
+                        pct,
+                    )
                 }
                 None => ("no quota".to_string(), 0),
             };
             SubView {
+                has_quota: plan.and_then(|p| p.quota.as_ref()).is_some(),
                 product: s.product.clone(),
                 plan: s.plan.clone(),
                 badge: status_badge(&status),

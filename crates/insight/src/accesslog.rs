@@ -1,15 +1,18 @@
 //! The access log: one JSON line per answered request of an API that turns it on, with
-//! personal data masked (see [`crate::mask`]). The request path hands a [`Record`] over
-//! without waiting; a writer task masks, formats and appends. When the writer falls behind,
-//! records are dropped and counted (`tollgate_access_log_dropped_total`). The file is
-//! rotated at a size limit, keeping five old files.
+//! personal data masked (see [`crate::mask`]). The thread that answered the request masks
+//! and formats its line into a buffer of its own (a lock no other request thread takes);
+//! a writer thread takes every buffer's lines each few milliseconds and appends them. No
+//! record crosses threads, and nothing is allocated per line. When the writer falls behind
+//! and a buffer reaches its limit, lines are dropped and counted
+//! (`tollgate_access_log_dropped_total`). The file is rotated at a size limit, keeping five
+//! old files. Lines of different threads reach the file in blocks, so their time stamps are
+//! ordered within a thread, not across threads.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -261,8 +264,26 @@ pub enum Target {
     Stdout,
 }
 
-/// Records waiting to be written, at most.
-const QUEUE: usize = 16_384;
+/// Bytes of formatted lines one thread may hold before the writer takes them; past it,
+/// lines are dropped (the writer has fallen far behind).
+const PENDING_MAX: usize = 8 << 20;
+
+/// One request thread's formatted lines, waiting for the writer.
+#[derive(Default)]
+struct Pending {
+    text: String,
+    clock: Clock,
+}
+
+type Buffers = Arc<Mutex<Vec<Arc<Mutex<Pending>>>>>;
+
+thread_local! {
+    /// This thread's buffer in each access log it writes to, by the log's id.
+    static LOCAL: std::cell::RefCell<Vec<(u64, Arc<Mutex<Pending>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Old files kept on rotation.
 const KEEP: usize = 5;
 /// How often the writer wakes to take what has queued. The request path never wakes it:
@@ -273,7 +294,9 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// The access log of one node.
 pub struct AccessLog {
-    tx: OnceLock<SyncSender<Record>>,
+    started: OnceLock<()>,
+    id: u64,
+    buffers: Buffers,
     dropped: Counter,
     stop: Arc<AtomicBool>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -314,7 +337,9 @@ impl std::fmt::Debug for AccessLog {
 impl Default for AccessLog {
     fn default() -> Self {
         AccessLog {
-            tx: OnceLock::new(),
+            started: OnceLock::new(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            buffers: Arc::default(),
             dropped: metrics::counter!("tollgate_access_log_dropped_total"),
             stop: Arc::default(),
             writer: Mutex::new(None),
@@ -332,48 +357,81 @@ impl AccessLog {
 
     /// Whether a writer runs (records are worth capturing).
     pub fn is_on(&self) -> bool {
-        self.tx.get().is_some()
+        self.started.get().is_some()
     }
 
-    /// Hands a record over without waiting; a full queue drops it (counted), and so does a
-    /// closed log.
+    /// Formats a record's line into this thread's buffer; a full buffer drops it
+    /// (counted), and so does a closed log.
     pub fn record(&self, r: Record) {
-        if let Some(tx) = self.tx.get()
-            && (self.stop.load(Ordering::Relaxed) || tx.try_send(r).is_err())
-        {
-            self.dropped.increment(1);
+        if !self.is_on() {
+            return;
         }
+        if self.stop.load(Ordering::Relaxed) {
+            self.dropped.increment(1);
+            return;
+        }
+        let pending = LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            if let Some((_, p)) = local.iter().find(|(id, _)| *id == self.id) {
+                return p.clone();
+            }
+            let p = Arc::new(Mutex::new(Pending::default()));
+            self.buffers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(p.clone());
+            local.push((self.id, p.clone()));
+            p
+        });
+        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.text.len() >= PENDING_MAX {
+            drop(p);
+            self.dropped.increment(1);
+            return;
+        }
+        let Pending { text, clock } = &mut *p;
+        line_with(text, &r, clock);
+        text.push('\n');
     }
 
-    /// Starts the writer, a thread of its own: it wakes every [`TICK`], masks and formats
-    /// what has queued into a 64 KiB buffer, and writes the buffer out when it is full or
+    /// Starts the writer, a thread of its own: it wakes every [`TICK`], takes the lines
+    /// every request thread has formatted, and writes them out when its buffer is full or
     /// [`FLUSH_EVERY`] has passed. A file is appended to and rotated past `max_bytes`.
     pub fn start(&self, target: Target, max_bytes: u64) -> std::io::Result<()> {
         let mut out = Output::open(target, max_bytes)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(QUEUE);
-        if self.tx.set(tx).is_err() {
+        if self.started.set(()).is_err() {
             return Err(std::io::Error::other("the access log is already started"));
         }
+        let buffers = self.buffers.clone();
         let stop = self.stop.clone();
         let keep_rotated = self.keep_rotated.clone();
         let writer = std::thread::Builder::new()
             .name("tollgate-access-log".into())
             .spawn(move || {
-                let mut text = String::with_capacity(1024);
-                let mut clock = Clock::default();
+                let mut spare = String::new();
                 let mut failing = false;
                 let mut flushed = Instant::now();
                 let mut pruned = Instant::now();
                 loop {
                     let stopping = stop.load(Ordering::Acquire);
                     let mut result = Ok(());
-                    while let Ok(r) = rx.try_recv() {
-                        text.clear();
-                        line_with(&mut text, &r, &mut clock);
-                        text.push('\n');
-                        if result.is_ok() {
-                            result = out.write(text.as_bytes());
+                    let list: Vec<Arc<Mutex<Pending>>> =
+                        buffers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    for pending in list {
+                        {
+                            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+                            if p.text.is_empty() {
+                                continue;
+                            }
+                            std::mem::swap(&mut p.text, &mut spare);
                         }
+                        // Line by line, so the file rotates between lines at its limit.
+                        for line in spare.split_inclusive('\n') {
+                            if result.is_ok() {
+                                result = out.write(line.as_bytes());
+                            }
+                        }
+                        spare.clear();
                     }
                     if result.is_ok() && (stopping || flushed.elapsed() >= FLUSH_EVERY) {
                         result = out.flush();

@@ -105,6 +105,44 @@ pub fn form_token_ok(headers: &HeaderMap, sent: &str) -> bool {
         .is_some_and(|c| !c.is_empty() && tollgate_admin::same_secret(c, sent))
 }
 
+/// A form that carries only its CSRF token (sign-out, approve, revoke, …).
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// A changing form's token must be its session's; else 403 and nothing changes.
+#[allow(clippy::result_large_err)]
+pub fn check_csrf(expected: &str, sent: &str) -> Result<(), axum::response::Response> {
+    if tollgate_admin::same_secret(sent, expected) {
+        Ok(())
+    } else {
+        Err(axum::response::IntoResponse::into_response((
+            axum::http::StatusCode::FORBIDDEN,
+            "this form has expired; go back, reload the page and try again",
+        )))
+    }
+}
+
+/// Signs out: ends the session in the `cookie` on the server, removes the cookie, and
+/// sends the browser to the sign-in page.
+pub async fn sign_out(
+    store: &Store,
+    headers: &HeaderMap,
+    cookie: &str,
+) -> axum::response::Response {
+    if let Some(v) = tollgate_admin::cookie(headers, cookie) {
+        let _ = store.delete_session(&hash_token(v)).await;
+    }
+    let mut resp = axum::response::IntoResponse::into_response(axum::response::Redirect::to(
+        "/login?msg=signed-out",
+    ));
+    resp.headers_mut()
+        .append(axum::http::header::SET_COOKIE, clear_cookie(cookie));
+    resp
+}
+
 /// The client's address, as the listener saw it.
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);

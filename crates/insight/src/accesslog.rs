@@ -370,28 +370,33 @@ impl AccessLog {
             self.dropped.increment(1);
             return;
         }
-        let pending = LOCAL.with(|local| {
+        // The buffer is borrowed in place: no reference count changes per line.
+        let full = LOCAL.with(|local| {
             let mut local = local.borrow_mut();
-            if let Some((_, p)) = local.iter().find(|(id, _)| *id == self.id) {
-                return p.clone();
+            let at = match local.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => {
+                    let p = Arc::new(Mutex::new(Pending::default()));
+                    self.buffers
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(p.clone());
+                    local.push((self.id, p));
+                    local.len() - 1
+                }
+            };
+            let mut p = local[at].1.lock().unwrap_or_else(|e| e.into_inner());
+            if p.text.len() >= PENDING_MAX {
+                return true;
             }
-            let p = Arc::new(Mutex::new(Pending::default()));
-            self.buffers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(p.clone());
-            local.push((self.id, p.clone()));
-            p
+            let Pending { text, clock } = &mut *p;
+            line_with(text, &r, clock);
+            text.push('\n');
+            false
         });
-        let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-        if p.text.len() >= PENDING_MAX {
-            drop(p);
+        if full {
             self.dropped.increment(1);
-            return;
         }
-        let Pending { text, clock } = &mut *p;
-        line_with(text, &r, clock);
-        text.push('\n');
     }
 
     /// Starts the writer, a thread of its own: it wakes every [`TICK`], takes the lines

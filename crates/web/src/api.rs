@@ -38,6 +38,16 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The elements of the array at `key` of a JSON object (none if it is missing).
+pub fn items<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// The string at `key` of a JSON object, or empty.
+pub fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
 impl Answer {
     pub fn ok(&self) -> bool {
         self.status.is_success()
@@ -55,13 +65,7 @@ impl Answer {
     /// (`apps[3].name` → `name`), for showing next to a form's fields.
     pub fn field_errors(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
-        for e in self
-            .body
-            .get("errors")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for e in items(&self.body, "errors") {
             let path = e.get("path").and_then(Value::as_str).unwrap_or("");
             let field = path
                 .rsplit('.')

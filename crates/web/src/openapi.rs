@@ -4,6 +4,8 @@
 
 use serde_json::Value;
 
+use crate::api::{items, text};
+
 pub struct Param {
     pub name: String,
     pub location: String,
@@ -62,10 +64,6 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
-}
-
 /// The operations of a document, in its order.
 pub fn operations(doc: &Value) -> Vec<Operation> {
     let base = base_path(doc);
@@ -74,23 +72,14 @@ pub fn operations(doc: &Value) -> Vec<Operation> {
         return out;
     };
     for (path, item) in paths {
-        let shared: Vec<&Value> = item
-            .get("parameters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .collect();
+        let shared: Vec<&Value> = items(item, "parameters").collect();
         for method in METHODS {
             let Some(op) = item.get(method) else {
                 continue;
             };
             let mut params = Vec::new();
             let mut has_body = false;
-            let own = op
-                .get("parameters")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten();
+            let own = items(op, "parameters");
             for p in shared.iter().copied().chain(own) {
                 let p = resolve(doc, p);
                 let location = text(p, "in");

@@ -21,7 +21,7 @@ use tollgate_admin::{
 };
 
 use crate::Web;
-use crate::api::enc;
+use crate::api::{enc, items, text};
 use crate::session::{self, ClientIp, CsrfForm, form_token, form_token_ok, is_https};
 use crate::view::{Flash, count, ok, page, see_other, short_time};
 

@@ -84,10 +84,7 @@ pub(super) fn rfc3339(unix: i64) -> String {
 }
 
 pub(crate) fn top_rows(v: &Value) -> Vec<TopRow> {
-    v.get("rows")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    items(v, "rows")
         .map(|r| {
             let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
             let ms = |k: &str| {
@@ -111,11 +108,7 @@ pub(crate) fn top_rows(v: &Value) -> Vec<TopRow> {
 }
 
 pub(super) fn heat_rows(v: &Value) -> Vec<HeatRow> {
-    let cells: Vec<(String, u64, u64)> = v
-        .get("cells")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let cells: Vec<(String, u64, u64)> = items(v, "cells")
         .map(|c| {
             (
                 c.get("weekday")
@@ -249,12 +242,7 @@ pub(super) async fn overview(
             })
         })
         .collect();
-    let alerts = alerts
-        .body
-        .get("alerts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let alerts = items(&alerts.body, "alerts")
         .map(|a| AlertItem {
             at: a
                 .get("at")

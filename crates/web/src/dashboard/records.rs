@@ -105,12 +105,9 @@ pub(crate) fn this_month() -> String {
 }
 
 pub(crate) fn invoice_rows(v: &Value) -> Vec<InvoiceRow> {
-    v.get("invoices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    items(v, "invoices")
         .map(|i| {
-            let s = |k: &str| i.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let s = |k: &str| text(i, k);
             InvoiceRow {
                 id: s("id"),
                 app: s("app"),
@@ -232,14 +229,9 @@ pub(super) async fn audit(
         );
     }
     let verify = web.api.get(&s.who, "/api/audit/verify").await;
-    let entries = answer
-        .body
-        .get("entries")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let entries = items(&answer.body, "entries")
         .map(|e| {
-            let st = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let st = |k: &str| text(e, k);
             AuditRow {
                 at: short_time(&st("at")),
                 actor: st("actor"),
@@ -254,12 +246,7 @@ pub(super) async fn audit(
             }
         })
         .collect();
-    let problems = verify
-        .body
-        .get("problems")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let problems = items(&verify.body, "problems")
         .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
         .collect();
     ok(&AuditPage {
@@ -311,14 +298,9 @@ pub(super) async fn nodes(
         Err(r) => return r,
     };
     let answer = web.api.get(&s.who, "/api/nodes").await;
-    let nodes = answer
-        .body
-        .get("nodes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let nodes = items(&answer.body, "nodes")
         .map(|n| {
-            let st = |k: &str| n.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let st = |k: &str| text(n, k);
             let health = st("health");
             NodeRow {
                 name: st("name"),
@@ -389,14 +371,9 @@ pub(super) async fn users_page(
 ) -> Response {
     let answer = web.api.get(&s.who, "/api/users").await;
     let allowed = answer.status != StatusCode::FORBIDDEN;
-    let users = answer
-        .body
-        .get("users")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let users = items(&answer.body, "users")
         .map(|u| {
-            let st = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            let st = |k: &str| text(u, k);
             UserRow {
                 email: st("email"),
                 name: st("name"),

@@ -243,12 +243,7 @@ pub(super) async fn app_view(
             &format!("/api/usage?app={}&period={period}", enc(app_name)),
         )
         .await;
-    let used: HashMap<String, u64> = usage
-        .body
-        .get("subscriptions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let used: HashMap<String, u64> = items(&usage.body, "subscriptions")
         .filter_map(|s| {
             Some((
                 s.get("product")?.as_str()?.to_string(),
@@ -363,20 +358,12 @@ pub(super) async fn app_view(
     let notices = web
         .api
         .get(&dev.who, &format!("/api/notices?app={}", enc(&app.name)))
-        .await
-        .body
-        .get("notices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .await;
+    let notices = items(&notices.body, "notices")
         .take(20)
         .map(|n| NoticeView {
-            at: short_time(n.get("created_at").and_then(Value::as_str).unwrap_or("")),
-            message: n
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            at: short_time(&text(n, "created_at")),
+            message: text(n, "message"),
         })
         .collect();
     // Deprecated versions this app called in the last 30 days.
@@ -394,12 +381,7 @@ pub(super) async fn app_view(
                     ),
                 )
                 .await;
-            let calls = callers
-                .body
-                .get("callers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
+            let calls = items(&callers.body, "callers")
                 .any(|c| c.get("app").and_then(Value::as_str) == Some(app.name.as_str()));
             if calls {
                 let mut text = format!(

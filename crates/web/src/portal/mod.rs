@@ -29,7 +29,7 @@ use tollgate_admin::{
 use tollgate_model::Document;
 
 use crate::Web;
-use crate::api::enc;
+use crate::api::{enc, items, text};
 use crate::dashboard::{
     InvoiceRow, ProductRow, invoice_rows, product_rows, status_badge, status_of, this_month,
 };

@@ -1,6 +1,7 @@
 //! What the access log needs from a request, taken before the gateway changes it (the
 //! credential is stripped, the path rewritten): method, path, query, the configured headers,
-//! and, when asked for, the first bytes of the body as it streams to the upstream.
+//! formatted into the line's [`Head`] at once, and, when asked for, the first bytes of the
+//! body as it streams to the upstream.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -10,37 +11,62 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tollgate_insight::accesslog::{BODY_LIMIT, LogSpec, Record};
+use tollgate_insight::accesslog::{AccessLog, BODY_LIMIT, Head, LogSpec, Request, Tail};
 
 use crate::body::{BoxError, ProxyBody};
+use crate::snapshot::CompiledRoute;
 
 type Copy = Arc<Mutex<(Vec<u8>, bool)>>;
 
-/// One request's part of its access log line.
-pub struct Capture {
-    method: http::Method,
-    uri: http::Uri,
-    headers: Vec<(usize, http::HeaderValue)>,
-    body: Option<Copy>,
-    client_ip: IpAddr,
-    spec: Arc<LogSpec>,
+/// A route's access log: what its lines hold, and the headers they include as names to
+/// look up (not parsed again for every request).
+#[derive(Debug)]
+pub struct RouteLog {
+    pub spec: LogSpec,
+    headers: Vec<Option<http::HeaderName>>,
 }
 
-impl Capture {
-    pub fn take<B>(spec: &Arc<LogSpec>, req: &http::Request<B>, client_ip: IpAddr) -> Capture {
+impl RouteLog {
+    pub fn new(spec: LogSpec) -> RouteLog {
         let headers = spec
             .headers
             .iter()
-            .enumerate()
-            .filter_map(|(i, name)| Some((i, req.headers().get(name.as_str())?.clone())))
+            .map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
             .collect();
+        RouteLog { spec, headers }
+    }
+}
+
+/// One request's part of its access log line.
+pub struct Capture {
+    head: Head,
+    body: Option<Copy>,
+    client_ip: IpAddr,
+}
+
+impl Capture {
+    pub fn take<B>(
+        log: &RouteLog,
+        route: &CompiledRoute,
+        req: &http::Request<B>,
+        request_id: &http::HeaderValue,
+        client_ip: IpAddr,
+    ) -> Capture {
+        let request = Request {
+            request_id: request_id.as_bytes(),
+            api: &route.api,
+            version: &route.version,
+            route: &route.label,
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+        };
+        let headers = req.headers();
+        let value = |i: usize| Some(headers.get(log.headers.get(i)?.as_ref()?)?.as_bytes());
         Capture {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers,
-            body: spec.body.then(Copy::default),
+            head: Head::new(&log.spec, &request, value),
+            body: log.spec.body.then(Copy::default),
             client_ip,
-            spec: spec.clone(),
         }
     }
 
@@ -55,37 +81,31 @@ impl Capture {
         }
     }
 
+    /// Writes the request's line, now that it is answered.
     pub fn finish(
         self,
-        request_id: http::HeaderValue,
-        route: &crate::snapshot::CompiledRoute,
-        app: Option<Arc<str>>,
+        log: &AccessLog,
+        spec: &LogSpec,
+        app: Option<&str>,
         status: u16,
         total_us: u64,
         upstream_us: Option<u64>,
-    ) -> Record {
-        Record {
+    ) {
+        let body = self
+            .body
+            .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|p| p.into_inner())));
+        let tail = Tail {
             at: SystemTime::now(),
-            request_id,
-            api: route.api.clone(),
-            version: route.version.clone(),
-            route: route.label.clone(),
-            method: self.method,
-            uri: self.uri,
             status,
             total_us,
             upstream_us,
             client_ip: self.client_ip,
             app,
-            headers: self.headers,
-            body: self
-                .body
-                .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|p| p.into_inner()))),
-            spec: self.spec,
-        }
+            body: body.as_ref().map(|(bytes, more)| (&bytes[..], *more)),
+        };
+        log.write(spec, &self.head, &tail);
     }
 }
-
 /// Streams a body through, keeping a copy of its first [`BODY_LIMIT`] bytes.
 struct Tee {
     inner: ProxyBody,

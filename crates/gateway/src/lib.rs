@@ -63,8 +63,6 @@ pub struct Gateway {
     pub insight: Arc<tollgate_insight::Pipeline>,
     /// The access log writer (off until started).
     pub access_log: Arc<tollgate_insight::accesslog::AccessLog>,
-    /// The empty name analytics events of unmatched requests carry.
-    pub(crate) unmatched_name: Arc<str>,
     /// Client addresses and apps a detector blocked, until when (Unix seconds).
     pub blocks: arc_swap::ArcSwap<Blocks>,
     /// OpenTelemetry span export (off until started).
@@ -189,7 +187,6 @@ impl Gateway {
             meter: Arc::default(),
             insight: Arc::default(),
             access_log: Arc::default(),
-            unmatched_name: Arc::from(""),
             blocks: arc_swap::ArcSwap::default(),
             tracer: otel::Tracer::default(),
             tls: Arc::default(),

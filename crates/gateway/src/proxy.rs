@@ -111,7 +111,6 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         forward::SERVER_TIMING.clone(),
         forward::server_timing(gateway_us, upstream_us),
     );
-    let logged_id = outcome.capture.is_some().then(|| request_id.clone());
     headers.insert(forward::X_REQUEST_ID.clone(), request_id);
     // A plan's limits and the route's own each add their items (a structured field list).
     for (name, value) in outcome.limit_headers.drain(..) {
@@ -151,21 +150,19 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
     }
     if let Some(route) = outcome.route.map(|i| &snapshot.routes[i]) {
         let status = resp.status().as_u16();
-        if let Some(capture) = outcome.capture.take() {
-            gw.access_log.record(capture.finish(
-                logged_id.unwrap_or_else(|| HeaderValue::from_static("")),
-                route,
-                outcome.app.clone(),
+        if let (Some(capture), Some(log)) = (outcome.capture.take(), &route.access_log) {
+            capture.finish(
+                &gw.access_log,
+                &log.spec,
+                outcome.app.as_deref(),
                 status,
                 micros(total),
                 upstream_us,
-            ));
+            );
         }
         gw.insight.record(tollgate_insight::Event {
             minute: unix_minute(),
-            api: route.api.clone(),
-            version: route.version.clone(),
-            route: route.label.clone(),
+            labels: route.labels,
             app: outcome.app.take(),
             status,
             total_us: micros(total),
@@ -177,9 +174,7 @@ pub async fn handle(gw: &Gateway, conn: ConnInfo, req: Request<Incoming>) -> Res
         // Matched no route: only the detectors look at it (404 enumeration).
         gw.insight.record(tollgate_insight::Event {
             minute: unix_minute(),
-            api: gw.unmatched_name.clone(),
-            version: gw.unmatched_name.clone(),
-            route: gw.unmatched_name.clone(),
+            labels: tollgate_insight::Labels::UNMATCHED,
             app: None,
             status: resp.status().as_u16(),
             total_us: micros(total),
@@ -359,10 +354,12 @@ async fn proxy(
     }
     outcome.route = Some(route_index);
 
-    if let Some(spec) = &route.access_log
+    if let Some(log) = &route.access_log
         && gw.access_log.is_on()
     {
-        outcome.capture = Some(crate::accesslog::Capture::take(spec, &req, client_ip));
+        outcome.capture = Some(crate::accesslog::Capture::take(
+            log, route, &req, request_id, client_ip,
+        ));
     }
     if let Some(rules) = &route.ip_restrict {
         let ip = client_ip;

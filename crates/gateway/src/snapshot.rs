@@ -52,10 +52,12 @@ impl Default for Defaults {
 #[derive(Debug)]
 pub struct CompiledRoute {
     /// The API's access log, when on.
-    pub access_log: Option<Arc<tollgate_insight::accesslog::LogSpec>>,
+    pub access_log: Option<Arc<crate::accesslog::RouteLog>>,
     pub api: Arc<str>,
     pub version: Arc<str>,
     pub label: Arc<str>,
+    /// `api`, `version` and `label` as analytics counts them.
+    pub labels: tollgate_insight::Labels,
     pub upstream: Arc<UpstreamPool>,
     pub strip_prefix: bool,
     /// The version is retired: answer 410, naming the successor.
@@ -559,16 +561,19 @@ fn compile_route(
     Ok(CompiledRoute {
         access_log: api.access_log.as_ref().filter(|l| l.enabled).map(|l| {
             let lower = |v: &Vec<String>| v.iter().map(|h| h.to_ascii_lowercase()).collect();
-            Arc::new(tollgate_insight::accesslog::LogSpec {
-                headers: lower(&l.headers),
-                mask_headers: lower(&l.mask_headers),
-                mask_fields: l.mask_fields.clone(),
-                body: l.body,
-            })
+            Arc::new(crate::accesslog::RouteLog::new(
+                tollgate_insight::accesslog::LogSpec {
+                    headers: lower(&l.headers),
+                    mask_headers: lower(&l.mask_headers),
+                    mask_fields: l.mask_fields.clone(),
+                    body: l.body,
+                },
+            ))
         }),
         api: Arc::from(api.name.as_str()),
         version: Arc::from(version.version.as_str()),
         label: Arc::from(route.label()),
+        labels: tollgate_insight::Labels::of(&api.name, &version.version, route.label()),
         upstream,
         strip_prefix: route.strip_prefix,
         retired,

@@ -6,8 +6,9 @@ pub mod accesslog;
 pub mod detect;
 pub mod histogram;
 pub mod mask;
+pub mod perthread;
 pub mod pipeline;
 pub mod spikes;
 
 pub use histogram::Histogram;
-pub use pipeline::{AggregateStore, Event, Key, Pipeline, Row};
+pub use pipeline::{AggregateStore, Event, Key, Labels, Pipeline, Row};

@@ -33,21 +33,43 @@ fn domain_char(c: u8) -> bool {
 
 /// Masks e-mail addresses, card numbers, bearer tokens and API keys in free text.
 pub fn mask_text(s: &str) -> Cow<'_, str> {
+    // One branch-free pass tells which masks could apply; most text (paths, user agents)
+    // needs none.
+    let mut seen = 0u8;
+    let mut digits = 0usize;
+    for c in s.bytes() {
+        seen |= TRIGGERS[usize::from(c)];
+        digits += usize::from(c.wrapping_sub(b'0') < 10);
+    }
     let mut out = Cow::Borrowed(s);
-    if s.contains('@') {
+    if seen & AT != 0 {
         out = Cow::Owned(mask_emails(&out));
     }
-    if s.bytes().filter(u8::is_ascii_digit).count() >= 13 {
+    if digits >= 13 {
         out = Cow::Owned(mask_cards(&out));
     }
-    if s.contains("Bearer ") || s.contains("bearer ") {
+    if seen & B != 0 && (out.contains("Bearer ") || out.contains("bearer ")) {
         out = Cow::Owned(mask_bearer(&out));
     }
-    if s.contains("tg_") {
+    if seen & UNDERSCORE != 0 && out.contains("tg_") {
         out = Cow::Owned(mask_keys(&out));
     }
     out
 }
+
+const AT: u8 = 1;
+const B: u8 = 2;
+const UNDERSCORE: u8 = 4;
+
+/// The bytes that can start something [`mask_text`] masks.
+static TRIGGERS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'@' as usize] = AT;
+    t[b'B' as usize] = B;
+    t[b'b' as usize] = B;
+    t[b'_' as usize] = UNDERSCORE;
+    t
+};
 
 fn mask_emails(s: &str) -> String {
     let b = s.as_bytes();
@@ -216,40 +238,66 @@ pub fn mask_json(v: &mut serde_json::Value, fields: &[String]) {
 
 /// Masks a query string: credential parameters and `fields` are redacted, other values
 /// masked as text. Pairs keep their order and encoding.
-pub fn mask_query(q: &str, fields: &[String]) -> String {
-    q.split('&')
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let secret = SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
-                || fields.iter().any(|f| f.eq_ignore_ascii_case(name));
-            if secret && !value.is_empty() {
-                format!("{name}={REDACTED}")
-            } else {
-                // `%40` is an encoded `@`.
-                let decoded = value.replace("%40", "@");
-                match mask_text(&decoded) {
-                    Cow::Owned(m) => format!("{name}={m}"),
-                    Cow::Borrowed(_) => pair.to_string(),
-                }
+pub fn mask_query<'a>(q: &'a str, fields: &[String]) -> Cow<'a, str> {
+    let mut out: Option<String> = None;
+    let mut from = 0;
+    for pair in q.split('&') {
+        let start = pair.as_ptr() as usize - q.as_ptr() as usize;
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let secret = SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+            || fields.iter().any(|f| f.eq_ignore_ascii_case(name));
+        let masked = if secret && !value.is_empty() {
+            Cow::Borrowed(REDACTED)
+        } else if value.contains("%40") {
+            // `%40` is an encoded `@`.
+            match mask_text(&value.replace("%40", "@")) {
+                Cow::Owned(m) => Cow::Owned(m),
+                Cow::Borrowed(_) => continue,
             }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+        } else {
+            match mask_text(value) {
+                Cow::Owned(m) => Cow::Owned(m),
+                Cow::Borrowed(_) => continue,
+            }
+        };
+        // Pairs before this one are copied as they are; this one's value is replaced.
+        let o = out.get_or_insert_with(|| String::with_capacity(q.len() + 16));
+        o.push_str(&q[from..start]);
+        o.push_str(name);
+        o.push('=');
+        o.push_str(&masked);
+        from = start + pair.len();
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&q[from..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(q),
+    }
 }
 
 /// Headers whose values are credentials: redacted whatever the configuration says
 /// (`Authorization` keeps its scheme).
-pub fn mask_header(name: &str, value: &str, extra: &[String]) -> String {
-    let name = name.to_ascii_lowercase();
-    match name.as_str() {
-        "authorization" | "proxy-authorization" => match value.split_once(' ') {
+pub fn mask_header<'a>(name: &str, value: &'a str, extra: &[String]) -> Cow<'a, str> {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("authorization") || is("proxy-authorization") {
+        return Cow::Owned(match value.split_once(' ') {
             Some((scheme, _)) => format!("{scheme} {REDACTED}"),
             None => REDACTED.to_string(),
-        },
-        "cookie" | "set-cookie" | "x-api-key" | "api-key" | "x-auth-token" => REDACTED.to_string(),
-        _ if extra.iter().any(|e| e.eq_ignore_ascii_case(&name)) => REDACTED.to_string(),
-        _ => mask_text(value).into_owned(),
+        });
     }
+    let secret = [
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+    ];
+    if secret.iter().any(|n| is(n)) || extra.iter().any(|e| is(e)) {
+        return Cow::Borrowed(REDACTED);
+    }
+    mask_text(value)
 }
 
 #[cfg(test)]

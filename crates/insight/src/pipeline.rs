@@ -1,11 +1,12 @@
-//! The event pipeline (DESIGN §6): each answered request becomes one [`Event`], handed to a
-//! bounded queue without waiting; one task folds events into per-minute aggregates by API,
-//! version, route, app and status class, each with a gateway-time and an upstream-time
-//! histogram, and flushes them to the store every few seconds.
+//! The event pipeline (DESIGN §6): each answered request becomes one [`Event`], queued on
+//! its own thread without waiting or waking anybody (see [`crate::perthread`]); one task
+//! takes every thread's events a few times a second and folds them into per-minute
+//! aggregates by API, version, route, app and status class, each with a gateway-time and an
+//! upstream-time histogram, and flushes them to the store every few seconds.
 //!
 //! Rows are written as this node's absolute values for a minute, so a retried flush writes
-//! the same rows again and never double counts; readers add nodes up. When the queue is full
-//! (the folding task fell behind), the event is dropped and counted in
+//! the same rows again and never double counts; readers add nodes up. When a thread's queue is
+//! full (the folding task fell behind), the event is dropped and counted in
 //! `tollgate_events_dropped_total`. Billing never depends on this pipeline: metering has its
 //! own exact counters.
 
@@ -17,15 +18,15 @@ use futures_util::future::BoxFuture;
 use metrics::Counter;
 
 use crate::histogram::Histogram;
+use crate::perthread::PerThread;
 
 /// One answered request.
 #[derive(Clone, Debug)]
 pub struct Event {
     /// Unix minutes of the answer.
     pub minute: i64,
-    pub api: Arc<str>,
-    pub version: Arc<str>,
-    pub route: Arc<str>,
+    /// The route's API, version and route ([`Labels::UNMATCHED`] when none matched).
+    pub labels: Labels,
     /// The calling app, when authenticated as one.
     pub app: Option<Arc<str>>,
     pub status: u16,
@@ -37,6 +38,69 @@ pub struct Event {
     pub client_ip: std::net::IpAddr,
     /// Whether the detectors look at it (not for answers a block gave).
     pub detect: bool,
+}
+
+/// A route's API, version and route name, interned when the route is compiled: an event
+/// carries this number instead of the strings, so answering a request touches no
+/// reference count that other threads share, and folding hashes no strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(u32);
+
+/// The names behind each [`Labels`], by number; only ever added to (a node sees few
+/// distinct routes in its life).
+static INTERNED: std::sync::RwLock<Interned> = std::sync::RwLock::new(Interned {
+    names: Vec::new(),
+    numbers: None,
+});
+
+/// API, version and route.
+type Triple = (Arc<str>, Arc<str>, Arc<str>);
+
+struct Interned {
+    names: Vec<Names>,
+    numbers: Option<HashMap<Triple, u32>>,
+}
+
+/// The names of one [`Labels`].
+#[derive(Clone, Debug)]
+struct Names {
+    api: Arc<str>,
+    version: Arc<str>,
+    route: Arc<str>,
+}
+
+impl Labels {
+    /// Requests that matched no route: counted by the detectors only.
+    pub const UNMATCHED: Labels = Labels(u32::MAX);
+
+    /// The number of a route's names (the same number for the same names, always).
+    pub fn of(api: &str, version: &str, route: &str) -> Labels {
+        let key: Triple = (api.into(), version.into(), route.into());
+        if let Some(n) = INTERNED
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .numbers
+            .as_ref()
+            .and_then(|m| m.get(&key))
+        {
+            return Labels(*n);
+        }
+        let mut interned = INTERNED.write().unwrap_or_else(|p| p.into_inner());
+        let Interned { names, numbers } = &mut *interned;
+        let next = u32::try_from(names.len()).unwrap_or(u32::MAX - 1);
+        let n = *numbers
+            .get_or_insert_with(HashMap::new)
+            .entry(key.clone())
+            .or_insert(next);
+        if n == next {
+            names.push(Names {
+                api: key.0,
+                version: key.1,
+                route: key.2,
+            });
+        }
+        Labels(n)
+    }
 }
 
 /// What an aggregate is counted by.
@@ -80,8 +144,11 @@ pub trait AggregateStore: Send + Sync {
     fn put(&self, node: &str, rows: Vec<Row>) -> BoxFuture<'_, Result<(), String>>;
 }
 
-/// Events waiting to be folded, at most.
+/// Events waiting to be folded, at most, per request thread.
 const QUEUE: usize = 65_536;
+/// How often the folding task takes the events the request threads have queued. The
+/// request path never wakes it.
+const FOLD_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Keys kept in memory at most; beyond, new keys of the minute are dropped and counted.
 const MAX_KEYS: usize = 1 << 18;
 /// Minutes kept in memory, so late events of a minute still merge. An event older than
@@ -94,14 +161,27 @@ struct Entry {
     dirty: bool,
 }
 
+/// What a minute's aggregate is counted by while in memory ([`Key`] once written).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct FoldKey {
+    minute: i64,
+    labels: Labels,
+    app: Option<Arc<str>>,
+    class: u8,
+}
+
 #[derive(Default)]
 struct Folded {
-    entries: HashMap<Key, Entry>,
+    entries: HashMap<FoldKey, Entry>,
 }
 
 /// The pipeline of one node.
 pub struct Pipeline {
-    tx: OnceLock<tokio::sync::mpsc::Sender<Event>>,
+    started: OnceLock<()>,
+    /// Set once the folding task has stopped: later events are dropped (counted).
+    stopped: std::sync::atomic::AtomicBool,
+    /// Each request thread's events, waiting for the folding task.
+    queued: Arc<PerThread<Vec<Event>>>,
     /// Touched by the folding task only.
     detectors: Mutex<crate::detect::Detectors>,
     alerts: OnceLock<tokio::sync::mpsc::Sender<crate::detect::Alert>>,
@@ -123,7 +203,9 @@ impl std::fmt::Debug for Pipeline {
 impl Default for Pipeline {
     fn default() -> Self {
         Pipeline {
-            tx: OnceLock::new(),
+            started: OnceLock::new(),
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            queued: Arc::default(),
             detectors: Mutex::new(crate::detect::Detectors::default()),
             alerts: OnceLock::new(),
             stop: Mutex::new(None),
@@ -141,42 +223,54 @@ fn class_of(status: u16) -> u8 {
 }
 
 impl Pipeline {
-    /// Starts the folding task (on the current runtime). Until then, events are dropped
-    /// silently: a node without analytics does not count them as lost.
+    /// Starts the folding task (on the current runtime): every [`FOLD_EVERY`] it takes
+    /// the events each request thread has queued and folds them. Until it starts, events
+    /// are dropped silently: a node without analytics does not count them as lost.
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
-        let _ = self.tx.set(tx);
+        let _ = self.started.set(());
         let (stop_tx, mut stop_rx) =
             tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<()>>(1);
         *self.stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop_tx);
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(256);
+            let mut tick = tokio::time::interval(FOLD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Emptied queues, swapped for the full ones (they keep their capacity).
+            let mut spares: Vec<Vec<Event>> = Vec::new();
             loop {
-                tokio::select! {
-                    n = rx.recv_many(&mut batch, 256) => {
-                        if n == 0 {
-                            return;
-                        }
-                        let Some(me) = me.upgrade() else { return };
-                        me.fold(batch.drain(..));
+                let stopping = tokio::select! {
+                    _ = tick.tick() => None,
+                    done = stop_rx.recv() => Some(done),
+                };
+                let Some(me) = me.upgrade() else { return };
+                if stopping.is_some() {
+                    me.stopped.store(true, std::sync::atomic::Ordering::Release);
+                }
+                me.fold_queued(&mut spares);
+                if let Some(done) = stopping {
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
-                    done = stop_rx.recv() => {
-                        // Fold what is queued, then stop taking events.
-                        rx.close();
-                        while rx.recv_many(&mut batch, 256).await > 0 {
-                            if let Some(me) = me.upgrade() {
-                                me.fold(batch.drain(..));
-                            }
-                        }
-                        if let Some(done) = done {
-                            let _ = done.send(());
-                        }
-                        return;
-                    }
+                    return;
                 }
             }
         })
+    }
+
+    /// Folds what every request thread has queued.
+    fn fold_queued(&self, spares: &mut Vec<Vec<Event>>) {
+        let mut taken = Vec::new();
+        self.queued.each(|q| {
+            if !q.is_empty() {
+                let mut spare = spares.pop().unwrap_or_default();
+                std::mem::swap(q, &mut spare);
+                taken.push(spare);
+            }
+        });
+        for mut events in taken {
+            self.fold(events.drain(..));
+            spares.push(events);
+        }
     }
 
     /// Folds every event queued so far and stops folding (shutdown: call before the last
@@ -210,11 +304,23 @@ impl Pipeline {
         let _ = self.store.set((node, store));
     }
 
-    /// Hands one event over without waiting; a full queue drops it (counted).
+    /// Queues one event on this thread without waiting; a full queue drops it (counted).
     pub fn record(&self, event: Event) {
-        if let Some(tx) = self.tx.get()
-            && tx.try_send(event).is_err()
-        {
+        if self.started.get().is_none() {
+            return;
+        }
+        if self.stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            self.drop_one();
+            return;
+        }
+        let queued = self.queued.with(|q| {
+            if q.len() >= QUEUE {
+                return false;
+            }
+            q.push(event);
+            true
+        });
+        if !queued {
             self.drop_one();
         }
     }
@@ -238,22 +344,27 @@ impl Pipeline {
     pub fn fold(&self, events: impl Iterator<Item = Event>) {
         let oldest = now_minute() - KEEP_MINUTES;
         let now = now_second();
+        let interned = INTERNED.read().unwrap_or_else(|p| p.into_inner());
         let mut f = self.lock();
         let mut detectors = self.detectors.lock().unwrap_or_else(|p| p.into_inner());
         for e in events {
+            let matched = interned.names.get(e.labels.0 as usize).map(|n| &n.api);
+            let api = matched.map_or("", |a| &**a);
             let mut alerts = if e.detect {
                 detectors.observe(&crate::detect::Seen {
                     at: now,
                     client_ip: e.client_ip,
                     app: e.app.as_ref(),
-                    api: &e.api,
+                    api,
                     status: e.status,
                 })
             } else {
                 Vec::new()
             };
-            if e.detect && !e.api.is_empty() {
-                alerts.extend(detectors.observe_api(&e.api, e.minute, e.status, e.total_us));
+            if e.detect
+                && let Some(api) = matched.filter(|a| !a.is_empty())
+            {
+                alerts.extend(detectors.observe_api(api, e.minute, e.status, e.total_us));
             }
             for alert in alerts {
                 if let Some(tx) = self.alerts.get()
@@ -263,19 +374,17 @@ impl Pipeline {
                 }
             }
             // Requests that matched no route are for the detectors only.
-            if e.api.is_empty() {
+            if api.is_empty() {
                 continue;
             }
             if e.minute < oldest {
                 self.drop_one();
                 continue;
             }
-            let key = Key {
+            let key = FoldKey {
                 minute: e.minute,
-                api: e.api,
-                version: e.version,
-                route: e.route,
-                app: e.app.unwrap_or_else(|| Arc::from("")),
+                labels: e.labels,
+                app: e.app,
                 class: class_of(e.status),
             };
             if !f.entries.contains_key(&key) && f.entries.len() >= MAX_KEYS {
@@ -307,24 +416,40 @@ impl Pipeline {
             return Ok(0);
         };
         let _one = self.flush_lock.lock().await;
-        let rows: Vec<Row> = {
+        // What the request threads have queued since the last fold is written too.
+        if self.started.get().is_some() {
+            self.fold_queued(&mut Vec::new());
+        }
+        let (rows, written): (Vec<Row>, Vec<(FoldKey, u64)>) = {
+            let interned = INTERNED.read().unwrap_or_else(|p| p.into_inner());
             let f = self.lock();
+            let empty: Arc<str> = Arc::from("");
             f.entries
                 .iter()
                 .filter(|(_, e)| e.dirty)
-                .map(|(k, e)| Row {
-                    key: k.clone(),
-                    requests: e.agg.requests,
-                    total: e.agg.total.encode(),
-                    gateway: e.agg.gateway.encode(),
-                    upstream: e.agg.upstream.encode(),
+                .filter_map(|(k, e)| {
+                    let names = interned.names.get(k.labels.0 as usize)?;
+                    let key = Key {
+                        minute: k.minute,
+                        api: names.api.clone(),
+                        version: names.version.clone(),
+                        route: names.route.clone(),
+                        app: k.app.clone().unwrap_or_else(|| empty.clone()),
+                        class: k.class,
+                    };
+                    let row = Row {
+                        key,
+                        requests: e.agg.requests,
+                        total: e.agg.total.encode(),
+                        gateway: e.agg.gateway.encode(),
+                        upstream: e.agg.upstream.encode(),
+                    };
+                    Some((row, (k.clone(), e.agg.requests)))
                 })
-                .collect()
+                .unzip()
         };
         let n = rows.len();
         if n > 0 {
-            let written: Vec<(Key, u64)> =
-                rows.iter().map(|r| (r.key.clone(), r.requests)).collect();
             store.put(node, rows).await?;
             let mut f = self.lock();
             for (k, requests) in written {
@@ -408,9 +533,7 @@ mod tests {
     fn event(minute: i64, app: Option<&str>, status: u16, total: u64, up: Option<u64>) -> Event {
         Event {
             minute,
-            api: Arc::from("orders"),
-            version: Arc::from("v1"),
-            route: Arc::from("/v1/orders"),
+            labels: Labels::of("orders", "v1", "/v1/orders"),
             app: app.map(Arc::from),
             status,
             total_us: total,

@@ -230,9 +230,17 @@ async fn web_journeys() {
         number(t) == 8
     })
     .await;
-    dev.wait_for("#chart-usage[data-rendered]", WAIT)
+    // Usage counts are written every second, analytics (which the chart draws) every two:
+    // the page may need another load before the chart has its points.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while dev
+        .wait_for("#chart-usage[data-rendered]", Duration::from_secs(3))
         .await
-        .unwrap();
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the usage chart was never drawn");
+        dev.refresh().await.unwrap();
+    }
     shot(&dev, &mut n, "portal-app-usage").await;
 
     // A second app asks for the plan that needs approval.

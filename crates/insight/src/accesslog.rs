@@ -1,8 +1,10 @@
 //! The access log: one JSON line per answered request of an API that turns it on, with
-//! personal data masked (see [`crate::mask`]). The thread that answered the request masks
-//! and formats its line into a buffer of its own (a lock no other request thread takes);
-//! a writer thread takes every buffer's lines each few milliseconds and appends them. No
-//! record crosses threads, and nothing is allocated per line. When the writer falls behind
+//! personal data masked (see [`crate::mask`]). The request's part of the line ([`Head`]) is
+//! masked and formatted when it arrives, into one string; once answered, its thread adds the
+//! answer's part ([`Tail`]) and writes the line into a buffer of its own
+//! ([`crate::perthread`]: a lock no other request thread takes). A writer thread takes every
+//! buffer's lines each few milliseconds and appends them. No record crosses threads, and
+//! nothing is copied from the request. When the writer falls behind
 //! and a buffer reaches its limit, lines are dropped and counted
 //! (`tollgate_access_log_dropped_total`). The file is rotated at a size limit, keeping five
 //! old files. Lines of different threads reach the file in blocks, so their time stamps are

@@ -22,7 +22,7 @@ mod ws;
 
 pub use client::{Client, Reply};
 pub use hooks::{Hook, HookReceiver};
-pub use node::{Node, NodeOptions, admin_put_yaml, free_addr};
+pub use node::{Node, NodeOptions, admin_put_yaml, free_addr, stable_addr};
 pub use upstream::{MockUpstream, RecordedRequest};
 pub use ws::{Message, WsClient};
 

@@ -396,6 +396,30 @@ fn free_port_pair() -> anyhow::Result<(SocketAddr, SocketAddr)> {
     Ok((free_addr()?, free_addr()?))
 }
 
+/// A free local address whose port is below the kernel's ephemeral range, for a listener a
+/// test closes and binds again on the same port (a store that goes away and comes back):
+/// no outgoing connection can take such a port while the listener is away.
+pub fn stable_addr() -> anyhow::Result<SocketAddr> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (from, to) = (low.saturating_sub(12_000).max(1024), low);
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        let port = rand::random_range(from..to);
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.push(port);
+            return Ok(listener.local_addr()?);
+        }
+    }
+    anyhow::bail!("no free port in {from}..{to}")
+}
+
 /// One free port on 127.0.0.1 (bound, then released), e.g. for a node's
 /// `extra_args` or for an address that should refuse connections.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {

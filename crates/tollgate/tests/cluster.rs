@@ -38,7 +38,8 @@ async fn three_nodes_share_changes_and_ride_out_a_database_outage() {
     let (Some(url), Some(redis)) = (schema_url("cluster3"), redis_url()) else {
         return;
     };
-    let relay_addr = tollgate_testkit::free_addr().unwrap();
+    // Bound again after the cut: a port no outgoing connection can take meanwhile.
+    let relay_addr = tollgate_testkit::stable_addr().unwrap();
     let mut relay = Relay::start(relay_addr).await;
     let relayed = url.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
     let m = MockUpstream::start("svc").await;

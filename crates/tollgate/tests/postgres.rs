@@ -183,7 +183,8 @@ async fn a_node_that_loses_postgres_keeps_serving_and_says_it_is_degraded() {
     let Some(url) = schema_url("degraded") else {
         return;
     };
-    let relay_addr = tollgate_testkit::free_addr().unwrap();
+    // Bound again after the cut: a port no outgoing connection can take meanwhile.
+    let relay_addr = tollgate_testkit::stable_addr().unwrap();
     let mut relay = Relay::start(relay_addr).await;
     let relayed = url.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
     assert_ne!(relayed, url, "the test URL names 127.0.0.1:5432");
@@ -245,7 +246,8 @@ async fn a_node_restarted_while_postgres_is_down_serves_its_snapshot() {
     let Some(url) = schema_url("snapshot") else {
         return;
     };
-    let relay_addr = tollgate_testkit::free_addr().unwrap();
+    // Bound again after the cut: a port no outgoing connection can take meanwhile.
+    let relay_addr = tollgate_testkit::stable_addr().unwrap();
     let mut relay = Relay::start(relay_addr).await;
     let relayed = url.replacen("127.0.0.1:5432", &relay.addr.to_string(), 1);
     let m = MockUpstream::start("svc").await;
